@@ -1,0 +1,58 @@
+"""Terminal output for the commands: errors, warnings, progress, JSON.
+
+Human-facing text goes to stderr, so that stdout carries only what ``--json`` asks
+for and verbs compose in shell pipelines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+
+
+def warning(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}")
+
+
+def info(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        err.print(escape(message))
+
+
+def emit_json(payload: Any) -> None:
+    """Write ``payload`` as JSON on stdout (numpy scalars and paths made plain)."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=_plain) + "\n")
+    sys.stdout.flush()
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def progress(quiet: bool):
+    """A Rich progress bar on a terminal; silent with ``--quiet`` or when piped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=False,
+    )

@@ -1,0 +1,36 @@
+"""``avatarkit convert``: between mesh files (OBJ, PLY, GLB/GLTF, OFF) and mesh HDF5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avatarkit.cli import console
+from avatarkit.cli.options import Json, Quiet, Units, Up
+
+
+def convert(
+    source: Annotated[Path, typer.Argument(help="Input mesh: .obj .ply .glb .gltf .off or mesh .h5.")],
+    target: Annotated[Path, typer.Argument(help="Output: .obj .ply .glb .gltf .off or .h5.")],
+    units: Units = None,
+    up: Up = "y",
+    quiet: Quiet = False,
+    json: Json = False,
+) -> None:
+    """Convert a mesh between file formats and avatarkit's mesh HDF5, into our units and frame.
+
+    Geometry, UV topology, texture, vertex colours, labels and landmarks are kept
+    wherever the target format can hold them; a warning names what it cannot.
+    """
+    from avatarkit.io.convert import convert_mesh
+    from avatarkit.io.hdf5 import Provenance
+
+    written, dropped = convert_mesh(source, target, units=units, up=up, provenance=Provenance.from_argv([source]))
+    for what in dropped:
+        console.warning(f"{target}: the {target.suffix.lstrip('.').upper()} format cannot hold {what}; dropped")
+    if json:
+        console.emit_json({"written": [str(p) for p in written], "dropped": dropped})
+    else:
+        console.info(f"wrote {', '.join(str(p) for p in written)}", quiet)

@@ -1,0 +1,22 @@
+"""Options shared by the verbs, declared once (see ``docs/conventions.md``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
+Device = Annotated[
+    str, typer.Option("--device", help="auto, cpu, cuda or cuda:N; auto takes the GPU when there is one.")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Makes every random choice reproducible.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Redo outputs that already exist and are complete.")]
+Units = Annotated[
+    str | None,
+    typer.Option("--units", help="Units of input mesh files: m, cm or mm (default m, with a warning if implausible)."),
+]
+Up = Annotated[str, typer.Option("--up", help="Up axis of input mesh files: y or z (Z-up meshes face -Y).")]
+OutputDir = Annotated[Path, typer.Option("--output", "-o", help="Output folder, one file per input.")]

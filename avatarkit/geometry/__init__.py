@@ -1,0 +1,1 @@
+"""Geometry helpers shared by the verbs (UV rasterisation, rotations, ...)."""

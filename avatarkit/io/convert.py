@@ -1,0 +1,52 @@
+"""Mesh conversion between files and HDF5 (the core of ``avatarkit convert``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avatarkit.errors import OptionError
+from avatarkit.io.hdf5 import Provenance, write_artifact
+from avatarkit.io.meshfile import HDF5_SUFFIXES, MESH_SUFFIXES, load_mesh, save_mesh
+from avatarkit.structures import Mesh
+
+# what each file format cannot hold, by Mesh attribute
+_NOT_HELD = {
+    ".obj": ("vertex_labels", "landmarks", "params"),
+    ".ply": ("texture", "landmarks", "params"),
+    ".glb": ("vertex_labels", "landmarks", "params"),
+    ".gltf": ("vertex_labels", "landmarks", "params"),
+    ".off": ("uvs", "texture", "vertex_labels", "landmarks", "params"),
+}
+
+
+def convert_mesh(
+    source: str | Path,
+    target: str | Path,
+    units: str | None = None,
+    up: str = "y",
+    provenance: Provenance | None = None,
+) -> tuple[list[Path], list[str]]:
+    """Read ``source`` (file units/up axis as given), write ``target`` by its extension.
+
+    Returns the files written and the names of attributes the target could not hold.
+    """
+    source, target = Path(source), Path(target)
+    suffix = target.suffix.lower()
+    if suffix not in MESH_SUFFIXES | HDF5_SUFFIXES:
+        raise OptionError(
+            f"{target}: cannot write {suffix or 'files without an extension'}; use .obj .ply .glb .gltf .off or .h5"
+        )
+    if source.suffix.lower() in HDF5_SUFFIXES and (units is not None or up != "y"):
+        raise OptionError("--units and --up apply to mesh files; mesh HDF5 files are already metres, +Y up")
+    mesh = load_mesh(source, units=units, up=up)
+    if suffix in HDF5_SUFFIXES:
+        return [write_artifact(target, mesh, provenance)], []
+    dropped = [name for name in _NOT_HELD[suffix] if _has(mesh, name)]
+    if suffix in (".obj", ".glb", ".gltf") and mesh.has_uvs and mesh.vertex_colors is not None:
+        dropped.append("vertex_colors")  # one visual per mesh in these writers: the texture wins
+    return save_mesh(mesh, target), dropped
+
+
+def _has(mesh: Mesh, name: str) -> bool:
+    value = getattr(mesh, name)
+    return bool(value) if isinstance(value, dict) else value is not None

@@ -1,0 +1,226 @@
+"""Mesh files (OBJ, PLY, GLB/GLTF, OFF) to and from :class:`~avatarkit.structures.Mesh`.
+
+trimesh parses and writes the formats. trimesh keeps one UV per vertex, so vertices
+are split at UV seams on the way out and welded back on the way in: face-corner
+positions and UVs survive a round trip exactly (to the format's float precision), and
+our OBJ-style ``uvs``/``face_uvs`` topology is restored. Normals are written where a
+format holds them but not read back: they are derived from the geometry when needed.
+
+What each format holds (anything else is dropped, with a warning from ``convert``):
+
+========  =====  =======  ==============  ==============  ========
+format    UVs    texture  vertex colours  vertex labels   normals
+========  =====  =======  ==============  ==============  ========
+OBJ       yes    yes      yes (no tex)    no              written
+PLY       yes    no       yes             yes (``label``) written
+GLB/GLTF  yes    yes      yes (no tex)    no              written
+OFF       no     no       yes             no              no
+========  =====  =======  ==============  ==============  ========
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from avatarkit.errors import AvatarkitWarning, InputError, MeshError, OptionError
+from avatarkit.io.atomic import atomic_paths
+from avatarkit.structures import Mesh
+
+MESH_SUFFIXES = {".obj", ".ply", ".glb", ".gltf", ".off"}
+HDF5_SUFFIXES = {".h5", ".hdf5"}
+UNIT_SCALE = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+UP_TO_Y = {
+    # rotations taking the file's up axis to +Y, facing direction to +Z
+    "y": np.eye(3),
+    # Z-up (Blender, many scanners): subject faces -Y; (x, y, z) -> (x, z, -y)
+    "z": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),
+}
+PLAUSIBLE_SIZE = (0.1, 3.0)
+"""Largest extent, metres, outside of which a mesh's units are likely wrong."""
+
+
+def load_mesh(path: str | Path, units: str | None = None, up: str = "y") -> Mesh:
+    """Load a mesh file or a ``mesh`` HDF5 file into our frame and units.
+
+    Args:
+        path: OBJ, PLY, GLB, GLTF, OFF or avatarkit ``mesh`` HDF5 file.
+        units: the file's units, ``m``, ``cm`` or ``mm``. None means metres, with an
+            :class:`AvatarkitWarning` if the size is implausible (HDF5 files are
+            always metres).
+        up: the file's up axis, ``y`` or ``z`` (Z-up meshes are assumed to face -Y).
+
+    Returns:
+        A validated mesh, metres, +Y up, facing +Z.
+
+    Raises:
+        InputError: missing, unreadable or not a mesh; MeshError: empty, NaN, bad faces.
+    """
+    path = Path(path)
+    if units is not None and units not in UNIT_SCALE:
+        raise OptionError(f"unknown units {units!r}; use one of {', '.join(UNIT_SCALE)}")
+    if up not in UP_TO_Y:
+        raise OptionError(f"unknown up axis {up!r}; use y or z")
+    suffix = path.suffix.lower()
+    if suffix in HDF5_SUFFIXES:
+        from avatarkit.io.hdf5 import read_mesh
+
+        return read_mesh(path)
+    if suffix not in MESH_SUFFIXES:
+        raise InputError(
+            f"unknown mesh format {suffix or '(no extension)'!r}; expected OBJ, PLY, GLB, GLTF, OFF or HDF5", path
+        )
+    if not path.exists():
+        raise InputError("no such file", path)
+    mesh = _read_with_trimesh(path)
+    mesh.validate(path)
+    scale = UNIT_SCALE[units or "m"]
+    if scale != 1.0 or up != "y":
+        mesh = mesh.transformed(_rotation4(UP_TO_Y[up]), scale=scale)
+    if units is None:
+        check_plausible_size(mesh, path)
+    return mesh
+
+
+def check_plausible_size(mesh: Mesh, path: str | Path) -> None:
+    """Warn (naming ``--units``) when a mesh read as metres is implausibly large or small."""
+    size = float(mesh.extent().max())
+    low, high = PLAUSIBLE_SIZE
+    if size > high:
+        warnings.warn(
+            f"{path}: mesh is {size:.4g} units across, implausible in metres; "
+            "if it is in centimetres or millimetres pass --units cm or --units mm",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
+    elif size < low:
+        warnings.warn(
+            f"{path}: mesh is only {size:.4g} m across; if that is not metres pass --units",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
+
+
+def _rotation4(r: np.ndarray) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, :3] = r
+    return m
+
+
+def _read_with_trimesh(path: Path) -> Mesh:
+    import trimesh
+
+    try:
+        loaded = trimesh.load(path, process=False, force="mesh")
+    except Exception as exc:  # trimesh raises many types for junk input
+        raise InputError(f"not a readable mesh ({type(exc).__name__}: {exc})", path) from None
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise InputError("no triangle mesh in the file", path)
+    vertices = np.asarray(loaded.vertices, dtype=np.float64)
+    faces = np.asarray(loaded.faces, dtype=np.int64).reshape(-1, 3)
+    if len(vertices) == 0 or len(faces) == 0:
+        raise MeshError(f"empty mesh ({len(vertices)} vertices, {len(faces)} faces)", path)
+    visual = loaded.visual
+    uv = getattr(visual, "uv", None)
+    texture = _texture_image(visual)
+    colors = None
+    if getattr(visual, "kind", None) == "vertex":
+        colors = np.asarray(visual.vertex_colors)[:, :3]
+    labels = _ply_labels(loaded) if path.suffix.lower() == ".ply" else None
+
+    # weld vertices split at UV seams: identical positions become one vertex again
+    welded, first, inverse = np.unique(vertices, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first)  # keep the file's vertex order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    keep = first[order]
+    mesh = Mesh(vertices=welded[order], faces=rank[inverse][faces])
+    if colors is not None:
+        mesh.vertex_colors = colors[keep]
+    if labels is not None:
+        mesh.vertex_labels = labels[keep]
+    if uv is not None and len(uv) == len(vertices):
+        uvs, face_uvs = np.unique(np.asarray(uv, dtype=np.float32), axis=0, return_inverse=True)
+        mesh.uvs = uvs
+        mesh.face_uvs = face_uvs.reshape(-1)[faces]
+        mesh.texture = texture
+    return mesh
+
+
+def _texture_image(visual) -> np.ndarray | None:
+    material = getattr(visual, "material", None)
+    if material is None:
+        return None
+    image = getattr(material, "image", None)
+    if image is None:
+        image = getattr(material, "baseColorTexture", None)
+    if image is None:
+        return None
+    arr = np.asarray(image.convert("RGB"))
+    return None if arr.shape[0] <= 2 and arr.shape[1] <= 2 else arr  # trimesh's placeholder
+
+
+def _ply_labels(loaded) -> np.ndarray | None:
+    raw = loaded.metadata.get("_ply_raw")
+    if raw is None:
+        return None
+    data = raw["vertex"]["data"]
+    return np.asarray(data["label"], dtype=np.int16) if "label" in data.dtype.names else None
+
+
+def save_mesh(mesh: Mesh, path: str | Path) -> list[Path]:
+    """Write ``mesh`` to a mesh file (by extension), atomically; returns the files written.
+
+    An OBJ with a texture also writes ``<stem>.mtl`` and ``<stem>.png`` beside it.
+    Raises :class:`OptionError` for an unknown extension.
+    """
+    import trimesh
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise OptionError(
+            f"cannot write {suffix or 'files without an extension'}; use .obj, .ply, .glb, .gltf, .off or .h5"
+        )
+    tm = _to_trimesh(mesh, name=path.stem, with_uv=suffix != ".off")
+    if suffix == ".obj":
+        text, extra = trimesh.exchange.obj.export_obj(
+            tm, include_normals=mesh.vertex_normals is not None, return_texture=True, mtl_name=f"{path.stem}.mtl"
+        )
+        files = {path: text.encode()} | {path.with_name(name): data for name, data in extra.items()}
+    else:
+        files = {path: tm.export(file_type=suffix[1:])}
+    targets = list(files)
+    with atomic_paths(targets) as tmps:
+        for tmp, target in zip(tmps, targets, strict=True):
+            data = files[target]
+            tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return targets
+
+
+def _to_trimesh(mesh: Mesh, name: str, with_uv: bool):
+    import PIL.Image
+    import trimesh
+
+    vertices, faces, keep = mesh.vertices, mesh.faces, np.arange(len(mesh.vertices))
+    visual = None
+    if with_uv and mesh.has_uvs:
+        # split vertices at UV seams: one vertex per distinct (vertex, uv) pair
+        pairs = np.stack([mesh.faces.reshape(-1), mesh.face_uvs.reshape(-1)], axis=1)
+        unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        keep = unique[:, 0]
+        vertices, faces = mesh.vertices[keep], inverse.reshape(-1, 3)
+        image = None if mesh.texture is None else PIL.Image.fromarray(mesh.texture)
+        material = trimesh.visual.material.SimpleMaterial(image=image, name=name)
+        visual = trimesh.visual.TextureVisuals(uv=mesh.uvs[unique[:, 1]], material=material)
+    elif mesh.vertex_colors is not None:
+        visual = trimesh.visual.ColorVisuals(vertex_colors=mesh.vertex_colors)
+    tm = trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
+    if mesh.vertex_normals is not None:
+        tm.vertex_normals = mesh.vertex_normals[keep]
+    if mesh.vertex_labels is not None:
+        tm.vertex_attributes["label"] = mesh.vertex_labels[keep]
+    return tm

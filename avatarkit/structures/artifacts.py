@@ -1,0 +1,140 @@
+"""Containers for the HDF5 kinds other than ``mesh`` (see ``docs/hdf5.md``).
+
+Plain numpy containers: the verbs that make them (render, sample-sdf, voxelize,
+unwrap-uv, icp-align, evaluate-chamfer) fill them, ``avatarkit.io.hdf5`` stores them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Views:
+    """Rendered or captured views of one subject.
+
+    Attributes:
+        K: (N, 3, 3) float32 intrinsics, pixels (OpenCV).
+        world_to_cam: (N, 4, 4) float32, x_cam = R x_world + t (OpenCV camera axes).
+        projection: ``perspective`` or ``orthographic`` (u = fx * X + cx, fx in px/m).
+        rgb: (N, H, W, 3) uint8 sRGB.
+        mask: (N, H, W) uint8, 0 or 255.
+        depth: (N, H, W) float32 metres along camera +Z, 0 outside the mask, or None.
+        normal: (N, H, W, 3) float32 world-frame unit normals, or None.
+        uv: (N, H, W, 2) float32 mesh UV seen at each pixel, or None.
+        label: (N, H, W) int16 body-part label, -1 for background, or None.
+        lighting: named lighting arrays per view (``/lighting/...``).
+    """
+
+    K: np.ndarray
+    world_to_cam: np.ndarray
+    projection: str
+    rgb: np.ndarray
+    mask: np.ndarray
+    depth: np.ndarray | None = None
+    normal: np.ndarray | None = None
+    uv: np.ndarray | None = None
+    label: np.ndarray | None = None
+    lighting: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[2])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.K.shape[0])
+
+
+@dataclasses.dataclass
+class Samples:
+    """Points with signed distances, for implicit-function training.
+
+    Attributes:
+        points: (P, 3) float32, metres, world frame.
+        sdf: (P,) float32 signed distance, negative inside.
+        occupancy: (P,) uint8, 1 inside.
+        normals: (P, 3) float32 or None.
+        colors: (P, 3) uint8 or None.
+        attrs: sampling parameters (preset, counts, sigmas, sign method).
+    """
+
+    points: np.ndarray
+    sdf: np.ndarray
+    occupancy: np.ndarray
+    normals: np.ndarray | None = None
+    colors: np.ndarray | None = None
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Voxels:
+    """A solid occupancy grid.
+
+    Attributes:
+        occupancy: (X, Y, Z) bool; ``occupancy[i, j, k]`` is x index i, y index j, z index k.
+        origin: (3,) float64 corner of voxel (0, 0, 0), metres; voxel centre is
+            ``origin + (index + 0.5) * pitch``.
+        pitch: voxel edge length, metres.
+        attrs: how the grid was made.
+    """
+
+    occupancy: np.ndarray
+    origin: np.ndarray
+    pitch: float
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def centers(self) -> np.ndarray:
+        """(X, Y, Z, 3) float64 voxel centres, metres."""
+        idx = np.stack(np.meshgrid(*[np.arange(s) for s in self.occupancy.shape], indexing="ij"), axis=-1)
+        return np.asarray(self.origin) + (idx + 0.5) * self.pitch
+
+
+@dataclasses.dataclass
+class Texture:
+    """A texture in a mesh's UV layout.
+
+    Attributes:
+        texture: (H, W, 3) uint8 sRGB, row 0 is v = 1.
+        visibility: (H, W) float32 in [0, 1], how well each texel was seen.
+        normal_map: (H, W, 3) float32 texel-space normals, or None.
+        attrs: how it was made.
+    """
+
+    texture: np.ndarray
+    visibility: np.ndarray
+    normal_map: np.ndarray | None = None
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Transform:
+    """A similarity transform from a source to a target.
+
+    Attributes:
+        source_to_target: (4, 4) float64; x_target = M @ x_source (scale folded into M).
+        scale, rmse, fitness, iterations, method: as computed by the aligner.
+    """
+
+    source_to_target: np.ndarray
+    scale: float = 1.0
+    rmse: float = float("nan")
+    fitness: float = float("nan")
+    iterations: int = 0
+    method: str = ""
+
+
+@dataclasses.dataclass
+class Metrics:
+    """Named scalar metrics with their units and protocol, and optional per-point errors."""
+
+    values: dict[str, float]
+    units: str
+    protocol: str
+    per_point: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)

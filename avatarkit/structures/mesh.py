@@ -1,0 +1,170 @@
+"""The triangle mesh that every avatarkit verb passes around.
+
+Shapes and units follow ``docs/conventions.md``: metres, world frame (+Y up, the
+subject faces +Z, +X is the subject's left), faces counter-clockwise seen from outside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avatarkit.errors import MeshError
+
+
+@dataclasses.dataclass
+class Landmarks:
+    """Named 3D landmarks.
+
+    Attributes:
+        names: (L,) landmark names, e.g. ``nose_tip`` or ``left_knee``.
+        points: (L, 3) float32, metres, world frame.
+        vertex_ids: (L,) int32, the mesh vertex each landmark sits on, or -1 for
+            landmarks that are not on the surface (joint centres).
+    """
+
+    names: list[str]
+    points: np.ndarray
+    vertex_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, dtype=np.float32).reshape(-1, 3)
+        self.vertex_ids = np.asarray(self.vertex_ids, dtype=np.int32).reshape(-1)
+        self.names = [str(n) for n in self.names]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """Name to (3,) point."""
+        return {n: self.points[i] for i, n in enumerate(self.names)}
+
+
+@dataclasses.dataclass
+class Mesh:
+    """A triangle mesh with its optional attributes.
+
+    Attributes:
+        vertices: (V, 3) float32, metres, world frame.
+        faces: (F, 3) int32, counter-clockwise seen from outside.
+        vertex_normals: (V, 3) float32 unit vectors, or None.
+        vertex_colors: (V, 3) uint8 sRGB, or None.
+        uvs: (T, 2) float32 texture coordinates, origin bottom-left, or None.
+        face_uvs: (F, 3) int32 indices into ``uvs`` (OBJ-style UV topology, separate
+            from the vertex topology so that seams do not split vertices), or None.
+        texture: (H, W, 3) uint8 sRGB image, row 0 is v = 1, or None.
+        vertex_labels: (V,) int16 index into ``label_names``, or None.
+        label_names: names of the labels, or None.
+        landmarks: named landmarks, or None.
+        params: parametric model parameters (e.g. ``{"anny": {...}}``): nested dicts
+            of arrays and scalars, stored under ``/params``.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_normals: np.ndarray | None = None
+    vertex_colors: np.ndarray | None = None
+    uvs: np.ndarray | None = None
+    face_uvs: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    vertex_labels: np.ndarray | None = None
+    label_names: list[str] | None = None
+    landmarks: Landmarks | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.vertices = np.asarray(self.vertices, dtype=np.float32).reshape(-1, 3)
+        self.faces = np.asarray(self.faces, dtype=np.int32).reshape(-1, 3)
+        if self.vertex_normals is not None:
+            self.vertex_normals = np.asarray(self.vertex_normals, dtype=np.float32).reshape(-1, 3)
+        if self.vertex_colors is not None:
+            self.vertex_colors = np.asarray(self.vertex_colors, dtype=np.uint8).reshape(-1, 3)
+        if self.uvs is not None:
+            self.uvs = np.asarray(self.uvs, dtype=np.float32).reshape(-1, 2)
+        if self.face_uvs is not None:
+            self.face_uvs = np.asarray(self.face_uvs, dtype=np.int32).reshape(-1, 3)
+        if self.texture is not None:
+            self.texture = np.asarray(self.texture, dtype=np.uint8)
+        if self.vertex_labels is not None:
+            self.vertex_labels = np.asarray(self.vertex_labels, dtype=np.int16).reshape(-1)
+
+    @property
+    def has_uvs(self) -> bool:
+        return self.uvs is not None and self.face_uvs is not None
+
+    def face_corners(self) -> np.ndarray:
+        """(F, 3, 3) float32: the position of each face corner."""
+        return self.vertices[self.faces]
+
+    def face_corner_uvs(self) -> np.ndarray:
+        """(F, 3, 2) float32: the UV of each face corner (requires UVs)."""
+        if not self.has_uvs:
+            raise MeshError("mesh has no UVs")
+        return self.uvs[self.face_uvs]
+
+    def extent(self) -> np.ndarray:
+        """(3,) size of the axis-aligned bounding box, metres."""
+        return self.vertices.max(axis=0) - self.vertices.min(axis=0)
+
+    def validate(self, source: str | Path | None = None) -> None:
+        """Raise :class:`MeshError` naming ``source`` if the mesh is unusable.
+
+        Checks: at least one vertex and face, finite vertices, faces inside the vertex
+        range, UV indices inside the UV range, per-vertex arrays of the right length.
+        """
+        v, f = self.vertices, self.faces
+        if len(v) == 0 or len(f) == 0:
+            raise MeshError(f"empty mesh ({len(v)} vertices, {len(f)} faces)", source)
+        bad = ~np.isfinite(v).all(axis=1)
+        if bad.any():
+            raise MeshError(
+                f"{int(bad.sum())} vertices are NaN or infinite (first: vertex {int(np.argmax(bad))})",
+                source,
+            )
+        if f.min() < 0 or f.max() >= len(v):
+            raise MeshError(
+                f"faces index vertex {int(f.max() if f.max() >= len(v) else f.min())} "
+                f"but the mesh has {len(v)} vertices",
+                source,
+            )
+        for name in ("vertex_normals", "vertex_colors", "vertex_labels"):
+            arr = getattr(self, name)
+            if arr is not None and len(arr) != len(v):
+                raise MeshError(f"{name} has {len(arr)} rows for {len(v)} vertices", source)
+        if (self.uvs is None) != (self.face_uvs is None):
+            raise MeshError("uvs and face_uvs must be given together", source)
+        if self.has_uvs:
+            if len(self.face_uvs) != len(f):
+                raise MeshError(f"face_uvs has {len(self.face_uvs)} rows for {len(f)} faces", source)
+            if self.face_uvs.min() < 0 or self.face_uvs.max() >= len(self.uvs):
+                raise MeshError(f"face_uvs index past the {len(self.uvs)} UVs", source)
+        if self.texture is not None and (self.texture.ndim != 3 or self.texture.shape[2] != 3):
+            raise MeshError(f"texture must be (H, W, 3), got {self.texture.shape}", source)
+        labels, names = self.vertex_labels, self.label_names
+        if labels is not None and names is not None and (labels.min() < 0 or labels.max() >= len(names)):
+            raise MeshError(f"vertex_labels index past the {len(self.label_names)} label names", source)
+        if self.landmarks is not None:
+            lm = self.landmarks
+            if len(lm.points) != len(lm.names) or len(lm.vertex_ids) != len(lm.names):
+                raise MeshError("landmark names, points and vertex_ids differ in length", source)
+            if lm.vertex_ids.max(initial=-1) >= len(v):
+                raise MeshError(f"a landmark names vertex {int(lm.vertex_ids.max())} of {len(v)}", source)
+
+    def transformed(self, matrix: np.ndarray, scale: float = 1.0) -> Mesh:
+        """A copy moved by a 4x4 rigid ``matrix`` after uniform ``scale``: x' = R (s x) + t.
+
+        Normals and landmark points move with the mesh.
+        """
+        m = np.asarray(matrix, dtype=np.float64)
+        r, t = m[:3, :3], m[:3, 3]
+        out = dataclasses.replace(self)
+        out.vertices = ((self.vertices.astype(np.float64) * scale) @ r.T + t).astype(np.float32)
+        if self.vertex_normals is not None:
+            out.vertex_normals = (self.vertex_normals.astype(np.float64) @ r.T).astype(np.float32)
+        if self.landmarks is not None:
+            pts = (self.landmarks.points.astype(np.float64) * scale) @ r.T + t
+            out.landmarks = Landmarks(self.landmarks.names, pts, self.landmarks.vertex_ids)
+        return out

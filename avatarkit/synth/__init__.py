@@ -1,0 +1,1 @@
+"""Synthetic humans from the Anny body model (``avatarkit synth``)."""

@@ -1,0 +1,198 @@
+"""Synthetic people from Anny: the core of ``avatarkit synth``.
+
+Subject ``i`` of seed ``s`` is drawn from its own generator ``numpy.random.default_rng([s, i])``
+and evaluated alone (batch of one), so it is bit-identical whatever ``-n`` is and
+whichever other subjects are made in the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+
+from avatarkit.errors import OptionError
+from avatarkit.structures import Landmarks, Mesh
+from avatarkit.synth.anny_body import ANNY_TO_WORLD, HEAD_BONES, JOINTS, AnnyBody
+from avatarkit.synth.phenotype import GENDERS, PhenotypeSampler
+from avatarkit.synth.pose import sample_pose
+from avatarkit.synth.texture import TEXTURES, paint_texture
+
+POSES = ("rest", "random")
+PARTS = ("body", "head")
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig:
+    """How to draw synthetic people."""
+
+    seed: int = 0
+    """Fixes every random choice; subject i of a seed is always the same person."""
+    pose: str = "random"
+    """``rest`` (Anny's relaxed A-pose) or ``random`` (natural joint angles within limits)."""
+    expressions: bool = False
+    """Random facial expressions from Anny's 52 ARKit-style facial actions."""
+    age_range: tuple[float, float] = (18.0, 80.0)
+    """Ages in years, drawn uniformly."""
+    gender: str = "any"
+    """``any``, ``female`` or ``male``."""
+    texture: str = "skin"
+    """``skin``, ``clothes``, ``checker`` or ``none`` (see ``avatarkit.synth.texture``)."""
+    texture_size: int = 1024
+    """Texture width and height, texels."""
+    part: str = "body"
+    """``body`` or ``head`` (head and neck only, for head datasets)."""
+
+    def check(self) -> None:
+        if self.pose not in POSES:
+            raise OptionError(f"--pose must be one of {', '.join(POSES)}, got {self.pose!r}")
+        if self.texture not in TEXTURES:
+            raise OptionError(f"--texture must be one of {', '.join(TEXTURES)}, got {self.texture!r}")
+        if self.gender not in GENDERS:
+            raise OptionError(f"--gender must be one of {', '.join(GENDERS)}, got {self.gender!r}")
+        if self.part not in PARTS:
+            raise OptionError(f"--part must be one of {', '.join(PARTS)}, got {self.part!r}")
+        lo, hi = self.age_range
+        if not 0 <= lo <= hi <= 90:
+            raise OptionError(f"--age-range must satisfy 0 <= min <= max <= 90 years, got {lo:g} {hi:g}")
+        if not 16 <= self.texture_size <= 8192:
+            raise OptionError(f"--texture-size must be between 16 and 8192, got {self.texture_size}")
+
+
+class HumanGenerator:
+    """Loads Anny once and draws subjects from it."""
+
+    def __init__(self, config: SynthConfig, device: str = "cpu", body: AnnyBody | None = None) -> None:
+        config.check()
+        self.config = config
+        self.body = body if body is not None else AnnyBody.load(device)
+        self.phenotypes = PhenotypeSampler(self.body.model)
+        head = [self.body.bone_labels.index(b) for b in HEAD_BONES]
+        self._head_vertices = np.isin(self.body.dominant_bone, head)
+
+    def subject(self, index: int) -> Mesh:
+        """Draw subject ``index``: a validated mesh in our frame, feet on y = 0."""
+        import torch
+
+        cfg, body = self.config, self.body
+        model = body.model
+        rng = np.random.default_rng([cfg.seed, index])
+        phenotype = self.phenotypes.sample(rng, cfg.age_range, cfg.gender)
+        bones = body.bone_labels
+        pose = (
+            sample_pose(rng, bones, body.rest_heads) if cfg.pose == "random" else np.tile(np.eye(4), (len(bones), 1, 1))
+        )
+        actions = np.zeros(len(model.facial_action_labels), dtype=np.float32)
+        if cfg.expressions:
+            active = rng.random(len(actions)) < 0.15
+            actions[active] = rng.uniform(0.2, 0.9, int(active.sum()))
+        dev = model.device
+
+        def tensor(a):
+            return torch.as_tensor(np.asarray(a, dtype=np.float32), device=dev)
+
+        with torch.no_grad():
+            out = model(
+                pose_parameters=tensor(pose)[None],
+                phenotype_kwargs={k: tensor([phenotype[k]]) for k in model.phenotype_labels},
+                facial_actions=tensor(actions)[None],
+            )
+        vertices = out["vertices"][0].cpu().numpy().astype(np.float64) @ ANNY_TO_WORLD.T
+        rest = out["rest_vertices"][0].cpu().numpy().astype(np.float64) @ ANNY_TO_WORLD.T
+        joints = out["bone_poses"][0, :, :3, 3].cpu().numpy().astype(np.float64) @ ANNY_TO_WORLD.T
+        floor = vertices[:, 1].min()
+        lift = np.array([0.0, -floor, 0.0])
+        vertices, joints = vertices + lift, joints + lift
+        anny_to_world = np.eye(4)
+        anny_to_world[:3, :3], anny_to_world[:3, 3] = ANNY_TO_WORLD, lift
+
+        names = list(body.landmark_vertices) + list(JOINTS)
+        ids = [*body.landmark_vertices.values(), *([-1] * len(JOINTS))]
+        points = [vertices[i] for i in body.landmark_vertices.values()]
+        points += [joints[bones.index(bone)] for bone in JOINTS.values()]
+        texture = paint_texture(
+            cfg.texture,
+            rng,
+            cfg.texture_size,
+            body.uvs,
+            body.face_uvs,
+            body.face_labels,
+            body.label_names,
+            rest - [0.0, rest[:, 1].min(), 0.0],
+            body.faces,
+        )
+        mesh = Mesh(
+            vertices=vertices,
+            faces=body.faces,
+            uvs=body.uvs,
+            face_uvs=body.face_uvs,
+            texture=texture,
+            vertex_labels=body.vertex_labels,
+            label_names=body.label_names,
+            landmarks=Landmarks(names, points, ids),
+            params={
+                "anny": {
+                    "phenotype": {k: np.float32(v) for k, v in phenotype.items()},
+                    "pose": pose.astype(np.float32),
+                    "pose_parameterization": "local-ref",
+                    "bone_labels": bones,
+                    "facial_actions": actions,
+                    "facial_action_labels": list(model.facial_action_labels),
+                    "anny_to_world": anny_to_world,
+                    "seed": np.int64(cfg.seed),
+                    "index": np.int64(index),
+                    "anny_version": _anny_version(),
+                }
+            },
+        )
+        if cfg.part == "head":
+            mesh = _head_only(mesh, self._head_vertices, body.faces)
+        mesh.validate(f"subject {index}")
+        return mesh
+
+
+def synthesize(
+    config: SynthConfig, indices: list[int], device: str = "cpu", generator: HumanGenerator | None = None
+) -> Iterator[tuple[int, Mesh]]:
+    """Yield ``(index, mesh)`` for each subject index, loading Anny once."""
+    generator = generator or HumanGenerator(config, device)
+    for index in indices:
+        yield index, generator.subject(index)
+
+
+def _head_only(mesh: Mesh, head_vertices: np.ndarray, faces: np.ndarray) -> Mesh:
+    """Keep faces whose three vertices are skinned mostly to the neck, head or eyes."""
+    keep_faces = head_vertices[faces].all(axis=1)
+    used = np.unique(faces[keep_faces])
+    remap = np.full(len(mesh.vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    face_uvs = mesh.face_uvs[keep_faces]
+    used_uv = np.unique(face_uvs)
+    remap_uv = np.full(len(mesh.uvs), -1, dtype=np.int64)
+    remap_uv[used_uv] = np.arange(len(used_uv))
+    lm = mesh.landmarks
+    keep_lm = [
+        i
+        for i, (n, v) in enumerate(zip(lm.names, lm.vertex_ids, strict=True))
+        if (v >= 0 and remap[v] >= 0) or n in ("neck", "head")
+    ]
+    return dataclasses.replace(
+        mesh,
+        vertices=mesh.vertices[used],
+        faces=remap[faces[keep_faces]],
+        uvs=mesh.uvs[used_uv],
+        face_uvs=remap_uv[face_uvs],
+        vertex_labels=mesh.vertex_labels[used],
+        landmarks=Landmarks(
+            [lm.names[i] for i in keep_lm],
+            lm.points[keep_lm],
+            [remap[lm.vertex_ids[i]] if lm.vertex_ids[i] >= 0 else -1 for i in keep_lm],
+        ),
+    )
+
+
+def _anny_version() -> str:
+    from importlib.metadata import version
+
+    return version("anny")
