@@ -23,6 +23,11 @@ from avatarkit.errors import AvatarkitError, AvatarkitWarning
 
 
 class _Group(TyperGroup):
+    def make_context(self, info_name, args, parent=None, **extra):
+        ctx = super().make_context(info_name, list(args), parent=parent, **extra)
+        console.COMMAND_LINE.set(["avatarkit", *args])  # the command as typed, for provenance
+        return ctx
+
     def invoke(self, ctx):
         with warnings.catch_warnings():
             warnings.simplefilter("always", AvatarkitWarning)

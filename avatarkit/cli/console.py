@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 from rich.console import Console
@@ -41,6 +42,22 @@ def _plain(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+COMMAND_LINE: ContextVar[list[str] | None] = ContextVar("avatarkit_command_line", default=None)
+"""Set by the app when it parses a command line (``sys.argv`` is not it under test runners)."""
+
+
+def provenance(inputs=()):
+    """Provenance for files a verb writes: the avatarkit command line as typed, and its inputs."""
+    import shlex
+
+    from avatarkit.io.hdf5 import Provenance
+
+    argv = COMMAND_LINE.get()
+    if argv is None:
+        return Provenance.from_argv(inputs)
+    return Provenance(shlex.join(argv), tuple(str(p) for p in inputs))
 
 
 def progress(quiet: bool):

@@ -25,9 +25,8 @@ def convert(
     wherever the target format can hold them; a warning names what it cannot.
     """
     from avatarkit.io.convert import convert_mesh
-    from avatarkit.io.hdf5 import Provenance
 
-    written, dropped = convert_mesh(source, target, units=units, up=up, provenance=Provenance.from_argv([source]))
+    written, dropped = convert_mesh(source, target, units=units, up=up, provenance=console.provenance([source]))
     for what in dropped:
         console.warning(f"{target}: the {target.suffix.lstrip('.').upper()} format cannot hold {what}; dropped")
     if json:

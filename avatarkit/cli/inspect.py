@@ -40,7 +40,7 @@ def _print(report: dict[str, Any]) -> None:
 
     verdict = "[green]valid[/]" if report["valid"] else "[red]INVALID[/]"
     kind = report.get("kind") or "?"
-    tree = Tree(f"[bold]{escape(report['path'])}[/]  kind={escape(str(kind))}  {verdict}")
+    tree = Tree(f"{verdict} [bold]{escape(report['path'])}[/] ({escape(str(kind))})")
     for key, value in report.get("summary", {}).items():
         tree.add(f"{key}: {value}")
     attrs = report.get("attrs", {})

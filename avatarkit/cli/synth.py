@@ -41,7 +41,7 @@ def synth(
     major joints) and the Anny parameters. The same seed gives the same people.
     """
     from avatarkit.device import resolve_device
-    from avatarkit.io.hdf5 import Provenance, is_complete, write_artifact
+    from avatarkit.io.hdf5 import is_complete, write_artifact
     from avatarkit.synth.anny_body import anny_cache_dir, anny_cache_is_warm
     from avatarkit.synth.generate import SynthConfig, synthesize
 
@@ -69,7 +69,7 @@ def synth(
                 "set ANNY_CACHE_DIR to move it).",
                 quiet,
             )
-        provenance = Provenance.from_argv()
+        provenance = console.provenance()
         with console.progress(quiet) as bar:
             task = bar.add_task("synth", total=len(todo))
             for index, mesh in synthesize(config, todo, device):

@@ -234,6 +234,8 @@ def _attrs(f, names: tuple[str, ...] = ()) -> dict[str, Any]:
 def _plain(value):
     if isinstance(value, bytes):
         return value.decode()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+        return [_plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return value.item()
     return value

@@ -1,0 +1,49 @@
+"""Sessions: tests (the CI command), lint, demo (the main job on built-in data), bench.
+
+Every session installs torch 2.13.0 first (a CPU wheel on our machines; a plain
+``torch`` requirement would pull a multi-GB CUDA build), then avatarkit.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+TORCH = "torch==2.13.0"
+
+
+def _install(session: nox.Session, extras: str = "test") -> None:
+    session.install(TORCH)
+    session.install(f".[{extras}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite; slow tests are left out unless you pass pytest arguments (-m slow)."""
+    _install(session)
+    args = session.posargs or ["-m", "not slow"]
+    session.run("pytest", *args)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job on built-in data, into demo_out/ (synthetic people, validated)."""
+    _install(session)
+    session.run("bash", "examples/demo.sh", "demo_out", external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks in benchmarks/, peers side by side; writes benchmarks/results.json."""
+    _install(session)
+    session.run("python", "benchmarks/run.py", *session.posargs)

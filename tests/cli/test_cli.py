@@ -1,0 +1,150 @@
+"""The command line as a user types it: help, errors, convert, inspect."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from avatarkit.cli.app import app
+from avatarkit.io.hdf5 import write_artifact
+from avatarkit.io.meshfile import save_mesh
+from avatarkit.structures import Samples
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_clean_failure(result, *needles):
+    """Exit 1, one line on stderr naming the problem, no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys; from avatarkit.cli.app import app; from typer.testing import CliRunner;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+        "heavy = [m for m in ('torch', 'open3d', 'anny', 'warp', 'h5py', 'trimesh') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_installed_entry_point_and_module_run():
+    script = str(Path(sys.executable).parent / "avatarkit")
+    for cmd in ([script, "--help"], [sys.executable, "-m", "avatarkit", "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        for verb in ("synth", "inspect", "convert"):
+            assert verb in out.stdout
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("avatarkit ")
+
+
+def test_convert_round_trip_obj_h5(tmp_path, textured_sphere):
+    src = tmp_path / "m.h5"
+    write_artifact(src, textured_sphere)
+    r = invoke("convert", src, tmp_path / "m.obj")
+    assert r.exit_code == 0, r.output
+    assert "cannot hold vertex_labels" in r.stderr  # OBJ has no labels: told, not silent
+    r = invoke("convert", tmp_path / "m.obj", tmp_path / "back.h5")
+    assert r.exit_code == 0, r.output
+    from avatarkit.io.hdf5 import read_mesh
+
+    back = read_mesh(tmp_path / "back.h5")
+    assert np.abs(back.face_corners() - textured_sphere.face_corners()).max() < 1e-5
+    assert np.abs(back.face_corner_uvs() - textured_sphere.face_corner_uvs()).max() < 1e-5
+    with h5py.File(tmp_path / "back.h5") as f:
+        assert "convert" in f.attrs["command"]
+        assert list(f.attrs["inputs"]) == [str(tmp_path / "m.obj")]
+
+
+def test_convert_units_flag_and_warning(tmp_path, textured_sphere):
+    mesh = textured_sphere
+    mesh.vertices = mesh.vertices * 100
+    src = save_mesh(mesh, tmp_path / "cm.ply")[0]
+    r = invoke("convert", src, tmp_path / "a.h5")
+    assert r.exit_code == 0
+    assert "--units" in r.stderr and "warning" in r.stderr
+    r = invoke("convert", src, tmp_path / "b.h5", "--units", "cm")
+    assert r.exit_code == 0 and "warning" not in r.stderr
+
+
+def test_inspect_json_and_verdict(tmp_path, textured_sphere):
+    write_artifact(tmp_path / "m.h5", textured_sphere)
+    r = invoke("inspect", tmp_path / "m.h5", "--json")
+    assert r.exit_code == 0
+    report = json.loads(r.stdout)
+    assert report["kind"] == "mesh" and report["valid"]
+    assert report["datasets"]["/mesh/vertices"]["shape"] == [len(textured_sphere.vertices), 3]
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        del f["/mesh/faces"]
+    r = invoke("inspect", tmp_path / "m.h5")
+    assert r.exit_code == 1
+    assert "INVALID" in r.stderr and "missing dataset /mesh/faces" in r.stderr
+
+
+def _bad_inputs(tmp_path):
+    samples = write_artifact(tmp_path / "samples.h5", Samples(np.zeros((2, 3)), np.zeros(2), np.zeros(2)))
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(samples.read_bytes()[:1500])
+    junk = tmp_path / "junk.obj"
+    junk.write_bytes(bytes(range(256)) * 8)
+    short = tmp_path / "short.obj"
+    short.write_text("v 1 2\nv 3 4\nf 1 2 3\n")
+    empty = tmp_path / "empty.obj"
+    empty.write_text("# nothing\n")
+    nan = tmp_path / "nan.obj"
+    nan.write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    past = tmp_path / "past.off"
+    past.write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 9\n")
+    return {
+        "missing": (tmp_path / "absent.obj", "no such file"),
+        "wrong kind": (samples, "'samples'"),
+        "truncated": (truncated, "not a readable HDF5"),
+        "junk": (junk, ""),
+        "v 1 2 lines": (short, ""),
+        "empty": (empty, ""),
+        "nan": (nan, "NaN"),
+        "faces past vertices": (past, ""),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "wrong kind", "truncated", "junk", "v 1 2 lines", "empty", "nan", "faces past vertices"]
+)
+def test_bad_input_one_line_exit_1_no_output(tmp_path, case):
+    path, needle = _bad_inputs(tmp_path)[case]
+    out = tmp_path / "out" / "result.h5"
+    result = invoke("convert", path, out)
+    assert_clean_failure(result, str(path), needle)
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_bad_input_never_damages_an_existing_output(tmp_path, textured_sphere):
+    out = write_artifact(tmp_path / "keep.h5", textured_sphere)
+    before = out.read_bytes()
+    bad = tmp_path / "nan.obj"
+    bad.write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    assert_clean_failure(invoke("convert", bad, out), "NaN")
+    assert out.read_bytes() == before
+
+
+def test_unknown_output_extension_is_an_error(tmp_path, textured_sphere):
+    src = write_artifact(tmp_path / "m.h5", textured_sphere)
+    assert_clean_failure(invoke("convert", src, tmp_path / "m.xyz"), ".xyz")

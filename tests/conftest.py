@@ -1,0 +1,58 @@
+"""Shared fixtures. Anny is loaded once per session (its first build takes minutes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def anny_body():
+    from avatarkit.synth.anny_body import AnnyBody
+
+    return AnnyBody.load("cpu")
+
+
+@pytest.fixture(scope="session")
+def make_generator(anny_body):
+    from avatarkit.synth.generate import HumanGenerator, SynthConfig
+
+    def make(**kwargs):
+        return HumanGenerator(SynthConfig(**kwargs), body=anny_body)
+
+    return make
+
+
+@pytest.fixture
+def textured_sphere():
+    """A 0.5 m sphere with random separate UV topology and a small texture."""
+    from avatarkit.structures import Mesh
+
+    s = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    rng = np.random.default_rng(0)
+    n_faces = len(s.faces)
+    uvs = rng.random((n_faces * 2, 2)).astype(np.float32)
+    return Mesh(
+        vertices=s.vertices + np.array([0.0, 1.0, 0.0]),
+        faces=s.faces,
+        uvs=uvs,
+        face_uvs=rng.integers(0, len(uvs), (n_faces, 3)),
+        texture=rng.integers(0, 256, (16, 32, 3), dtype=np.uint8),
+        vertex_labels=np.arange(len(s.vertices)) % 4,
+        label_names=["a", "b", "c", "d"],
+    )

@@ -1,0 +1,130 @@
+"""`avatarkit synth` as the issue's user runs it, and the properties its people must have."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from avatarkit.cli.app import app
+from avatarkit.io.hdf5 import read_mesh
+from avatarkit.synth.anny_body import FACE_LANDMARKS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def three_people(tmp_path_factory, anny_body):
+    out = tmp_path_factory.mktemp("synth") / "out"
+    result = runner.invoke(app, ["synth", "-n", "3", "--seed", "7", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert len(summary["written"]) == 3
+    return out, [read_mesh(out / f"human_{i:04d}.h5") for i in range(3)]
+
+
+def test_three_valid_different_people(three_people):
+    _, people = three_people
+    heights = [m.vertices[:, 1].max() for m in people]
+    assert len({round(h, 4) for h in heights}) == 3
+    assert not np.array_equal(people[0].vertices, people[1].vertices)
+    for mesh in people:
+        assert mesh.vertices.shape == (13718, 3)
+        assert mesh.has_uvs and mesh.texture.shape == (1024, 1024, 3)
+        assert mesh.vertex_labels is not None and "head" in mesh.label_names
+        assert set(FACE_LANDMARKS) <= set(mesh.landmarks.names)
+
+
+def test_frame_units_and_landmarks(three_people):
+    _, people = three_people
+    for mesh in people:
+        lm = mesh.landmarks.as_dict()
+        assert mesh.vertices[:, 1].min() == pytest.approx(0.0, abs=1e-6)  # feet on y = 0
+        assert 1.2 < lm["head"][1] < 2.1  # adult head height, metres, +Y up
+        assert lm["head"][1] > lm["left_knee"][1] > lm["left_ankle"][1]
+        assert lm["nose_tip"][2] > lm["head"][2]  # facing +Z
+        assert lm["left_eye"][0] > lm["right_eye"][0]  # +X is the subject's left
+        assert lm["left_lips"][0] > lm["right_lips"][0]
+        assert 0.04 < np.linalg.norm(lm["left_eye"] - lm["right_eye"]) < 0.08
+        assert lm["nose_tip"][1] > lm["nose_base"][1] > (lm["left_lips"][1] + lm["right_lips"][1]) / 2 - 0.01
+        ids = dict(zip(mesh.landmarks.names, mesh.landmarks.vertex_ids, strict=True))
+        for name in FACE_LANDMARKS:  # face landmarks are mesh vertices
+            assert np.array_equal(mesh.vertices[ids[name]], lm[name])
+
+
+def test_same_seed_is_bit_identical_and_skips_complete_outputs(three_people, tmp_path):
+    out, people = three_people
+    again = tmp_path / "again"
+    # a different count and a subset of indices: subject i is still the same person
+    result = runner.invoke(app, ["synth", "-n", "2", "--seed", "7", "-o", str(again)])
+    assert result.exit_code == 0, result.output
+    for i in range(2):
+        assert np.array_equal(read_mesh(again / f"human_{i:04d}.h5").vertices, people[i].vertices)
+    other = runner.invoke(app, ["synth", "-n", "1", "--seed", "8", "-o", str(tmp_path / "other")])
+    assert other.exit_code == 0
+    assert not np.array_equal(read_mesh(tmp_path / "other" / "human_0000.h5").vertices, people[0].vertices)
+    before = (out / "human_0000.h5").stat().st_mtime_ns
+    skip = runner.invoke(app, ["synth", "-n", "3", "--seed", "7", "-o", str(out), "--json"])
+    assert json.loads(skip.stdout)["skipped"] == [str(out / f"human_{i:04d}.h5") for i in range(3)]
+    assert (out / "human_0000.h5").stat().st_mtime_ns == before
+
+
+def test_poses_are_random_and_rest_is_rest(make_generator):
+    rest = make_generator(pose="rest", texture="none").subject(0)
+    posed = make_generator(pose="random", texture="none").subject(0)
+    # same person (same seed and index), different pose: rest-pose bone lengths agree
+    assert np.abs(rest.vertices - posed.vertices).max() > 0.05
+    assert np.array_equal(make_generator(pose="rest", texture="none").subject(0).vertices, rest.vertices)
+    lm_rest, lm_posed = rest.landmarks.as_dict(), posed.landmarks.as_dict()
+    for a, b in (("left_knee", "left_ankle"), ("left_elbow", "left_wrist")):
+        assert np.linalg.norm(lm_rest[a] - lm_rest[b]) == pytest.approx(
+            np.linalg.norm(lm_posed[a] - lm_posed[b]), rel=0.02
+        )
+
+
+def test_age_range_and_gender(make_generator):
+    child = make_generator(age_range=(8, 8), texture="none", pose="rest").subject(0)
+    adult = make_generator(age_range=(30, 30), texture="none", pose="rest").subject(0)
+    assert child.params["anny"]["phenotype"]["age_years"] == pytest.approx(8.0)
+    assert child.vertices[:, 1].max() < adult.vertices[:, 1].max() - 0.2
+    female = make_generator(gender="female", texture="none").subject(3)
+    assert female.params["anny"]["phenotype"]["gender"] > 0.5
+
+
+def test_expressions_move_the_face_only(make_generator):
+    neutral = make_generator(pose="rest", texture="none").subject(0)
+    smiling = make_generator(pose="rest", texture="none", expressions=True).subject(0)
+    moved = np.linalg.norm(smiling.vertices - neutral.vertices, axis=1) > 1e-4
+    neck = neutral.landmarks.as_dict()["neck"]
+    assert moved.sum() > 500
+    assert neutral.vertices[moved, 1].min() > neck[1] - 0.03  # nothing below the neck moves
+    assert smiling.params["anny"]["facial_actions"].max() > 0
+
+
+def test_textures_have_signal(make_generator):
+    skin = make_generator(texture="skin", texture_size=256).subject(0).texture
+    clothes = make_generator(texture="clothes", texture_size=256).subject(0).texture
+    assert skin.shape == (256, 256, 3)
+    assert len(np.unique(clothes.reshape(-1, 3), axis=0)) > len(np.unique(skin.reshape(-1, 3), axis=0))
+    assert make_generator(texture="none").subject(0).texture is None
+
+
+def test_head_part(make_generator, tmp_path):
+    head = make_generator(part="head", texture="none").subject(0)
+    full = make_generator(texture="none").subject(0)
+    assert 3000 < len(head.vertices) < 6000
+    assert 0.15 < np.ptp(head.vertices[:, 1]) < 0.4
+    assert set(FACE_LANDMARKS) <= set(head.landmarks.names)
+    lm_head, lm_full = head.landmarks.as_dict(), full.landmarks.as_dict()
+    assert np.array_equal(lm_head["nose_tip"], lm_full["nose_tip"])  # same frame as the body
+    head.validate()
+
+
+def test_bad_options(tmp_path):
+    r = runner.invoke(app, ["synth", "-o", str(tmp_path / "o"), "--age-range", "50", "20"])
+    assert r.exit_code == 1 and "--age-range" in r.stderr
+    assert not (tmp_path / "o").exists()
+    r = runner.invoke(app, ["synth", "-o", str(tmp_path / "o"), "--device", "tpu"])
+    assert r.exit_code == 1 and "--device" in r.stderr
