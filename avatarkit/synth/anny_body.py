@@ -91,11 +91,9 @@ class AnnyBody:
     @classmethod
     def load(cls, device: str = "cpu") -> AnnyBody:
         """Build (first time: about a minute or two, cached) and load the model."""
-        import warp
+        from avatarkit.backends.warp import import_warp
 
-        # anny uses warp, whose banner goes to stdout (it would break --json) and which warns
-        # about a missing CUDA driver on every CPU-only machine: show its errors only
-        warp.config.log_level = warp.LOG_ERROR
+        import_warp()  # anny uses warp: initialise it quietly first
         import anny
         import torch
 
