@@ -20,7 +20,8 @@ from typing import NamedTuple
 import numpy as np
 
 from avatarkit.backends.warp import import_warp, warp_device
-from avatarkit.errors import MeshError, OptionError
+from avatarkit.errors import OptionError
+from avatarkit.structures import Mesh
 
 SIGN_METHODS = ("winding", "normal", "parity")
 _SIGN_CODE = {name: i for i, name in enumerate(SIGN_METHODS)}
@@ -87,12 +88,9 @@ class MeshDistance:
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, device: str = "cpu") -> None:
         wp = import_warp()
-        vertices = np.ascontiguousarray(vertices, dtype=np.float32)
-        faces = np.ascontiguousarray(faces, dtype=np.int32)
-        if len(faces) == 0 or len(vertices) == 0:
-            raise MeshError("empty mesh")
-        if not np.isfinite(vertices).all():
-            raise MeshError("vertices contain NaN or infinite values")
+        mesh = Mesh(vertices, faces)
+        mesh.validate()
+        vertices, faces = mesh.vertices, mesh.faces
         self.device = warp_device(device)
         self._points = wp.array(vertices, dtype=wp.vec3, device=self.device)
         self._indices = wp.array(faces.reshape(-1), dtype=wp.int32, device=self.device)

@@ -36,8 +36,6 @@ def convert_mesh(
         raise OptionError(
             f"{target}: cannot write {suffix or 'files without an extension'}; use .obj .ply .glb .gltf .off or .h5"
         )
-    if source.suffix.lower() in HDF5_SUFFIXES and (units is not None or up != "y"):
-        raise OptionError("--units and --up apply to mesh files; mesh HDF5 files are already metres, +Y up")
     mesh = load_mesh(source, units=units, up=up)
     if suffix in HDF5_SUFFIXES:
         return [write_artifact(target, mesh, provenance)], []

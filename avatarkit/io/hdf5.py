@@ -216,10 +216,6 @@ def read_mesh(path: str | Path) -> Mesh:
     return mesh
 
 
-def read_views(path: str | Path) -> Views:
-    return read_artifact(path, "views")
-
-
 def _read_field(dset, field: Field):
     if field.dtype == "str":
         return [s.decode() if isinstance(s, bytes) else str(s) for s in dset[()]]

@@ -67,6 +67,9 @@ def load_mesh(path: str | Path, units: str | None = None, up: str = "y") -> Mesh
     if suffix in HDF5_SUFFIXES:
         from avatarkit.io.hdf5 import read_mesh
 
+        if units is not None or up != "y":
+            raise OptionError("--units and --up apply to mesh files; mesh HDF5 files are already metres, +Y up")
+
         return read_mesh(path)
     if suffix not in MESH_SUFFIXES:
         raise InputError(

@@ -152,11 +152,9 @@ class HumanGenerator:
         return mesh
 
 
-def synthesize(
-    config: SynthConfig, indices: list[int], device: str = "cpu", generator: HumanGenerator | None = None
-) -> Iterator[tuple[int, Mesh]]:
+def synthesize(config: SynthConfig, indices: list[int], device: str = "cpu") -> Iterator[tuple[int, Mesh]]:
     """Yield ``(index, mesh)`` for each subject index, loading Anny once."""
-    generator = generator or HumanGenerator(config, device)
+    generator = HumanGenerator(config, device)
     for index in indices:
         yield index, generator.subject(index)
 

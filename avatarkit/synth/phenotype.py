@@ -49,8 +49,6 @@ class PhenotypeSampler:
             conditional = getattr(d, f"{prefix}_conditional_{name}_distribution")
             alpha, beta = conditional.get_distribution_params(anny_age)
             value[name] = float(rng.beta(float(alpha), float(beta)))
-        out = {
-            k: float(np.clip(value.get(k, rng.random()), 0.0, 1.0)) if k != "age" else value["age"] for k in self.labels
-        }
+        out = {k: value[k] if k == "age" else float(np.clip(value[k], 0.0, 1.0)) for k in self.labels}
         out["age_years"] = years
         return out

@@ -93,3 +93,14 @@ def test_unknown_extension(tmp_path):
     path.write_text("x")
     with pytest.raises(InputError, match="unknown mesh format"):
         load_mesh(path)
+
+
+def test_units_and_up_are_refused_for_hdf5(tmp_path, textured_sphere):
+    from avatarkit.errors import OptionError
+    from avatarkit.io.hdf5 import write_artifact
+
+    path = write_artifact(tmp_path / "m.h5", textured_sphere)
+    assert np.array_equal(load_mesh(path).vertices, textured_sphere.vertices)
+    for kwargs in ({"units": "cm"}, {"up": "z"}):
+        with pytest.raises(OptionError, match="already metres"):
+            load_mesh(path, **kwargs)
