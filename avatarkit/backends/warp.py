@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import itertools
+
+import numpy as np
 
 
 @functools.cache
@@ -22,3 +25,52 @@ def import_warp():
 def warp_device(device: str) -> str:
     """avatarkit/torch device string (``cpu``, ``cuda``, ``cuda:1``) to warp's (``cpu``, ``cuda:0``, ...)."""
     return "cuda:0" if device == "cuda" else device
+
+
+def cpu_threads() -> int:
+    """CPU threads warp launches may use: ``AVATARKIT_THREADS``, else the cores this process may run on."""
+    import os
+
+    value = os.environ.get("AVATARKIT_THREADS")
+    if value:
+        return max(1, int(value))
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def launch(kernel, dim: int, inputs: list, outputs: list, device: str, threads: int | None = None) -> None:
+    """``wp.launch`` over ``dim`` threads; on the CPU, split into contiguous chunks run in parallel.
+
+    warp runs a CPU launch on one core; its kernels release the GIL, so Python threads
+    each launching one chunk use every core. Arrays whose first dimension is ``dim`` are
+    sliced per chunk; everything else is passed whole.
+    """
+    wp = import_warp()
+    if dim == 0:
+        return
+    threads = cpu_threads() if threads is None else threads
+    if not str(device).startswith("cpu") or threads <= 1 or dim < 4096:
+        wp.launch(kernel, dim=dim, inputs=inputs, outputs=outputs, device=device)
+        return
+    kernel.module.load(wp.get_device(device))  # compile once, before the threads race to
+
+    def sliced(args, a, b):
+        return [x[a:b] if isinstance(x, wp.array) and x.shape[0] == dim else x for x in args]
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = np.linspace(0, dim, threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [
+            pool.submit(
+                wp.launch,
+                kernel,
+                dim=int(b - a),
+                inputs=sliced(inputs, a, b),
+                outputs=sliced(outputs, a, b),
+                device=device,
+            )
+            for a, b in itertools.pairwise(bounds)
+            if b > a
+        ]
+        for future in futures:
+            future.result()

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from avatarkit.backends.warp import import_warp, warp_device
+from avatarkit.backends.warp import import_warp, launch, warp_device
 from avatarkit.errors import OptionError
 from avatarkit.structures import Mesh
 
@@ -84,17 +84,26 @@ class MeshDistance:
     Args:
         vertices: (V, 3) float, metres. faces: (F, 3) int, counter-clockwise from outside.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: CPU threads for queries (default: every core this process may use).
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, device: str = "cpu") -> None:
+    def __init__(
+        self, vertices: np.ndarray, faces: np.ndarray, device: str = "cpu", threads: int | None = None
+    ) -> None:
         wp = import_warp()
         mesh = Mesh(vertices, faces)
         mesh.validate()
         vertices, faces = mesh.vertices, mesh.faces
         self.device = warp_device(device)
+        self.threads = threads
         self._points = wp.array(vertices, dtype=wp.vec3, device=self.device)
         self._indices = wp.array(faces.reshape(-1), dtype=wp.int32, device=self.device)
         self._mesh = wp.Mesh(points=self._points, indices=self._indices, support_winding_number=True)
+
+    @property
+    def mesh_id(self) -> int:
+        """The warp mesh handle, for other kernels that query the same BVH."""
+        return self._mesh.id
 
     def query(self, points: np.ndarray, sign: str = "winding", winding_accuracy: float = 1.0) -> SignedDistance:
         """Signed distances of ``points`` (P, 3), metres, world frame; see the module docstring.
@@ -115,19 +124,19 @@ class MeshDistance:
             wp.empty(n, dtype=int, device=self.device),
             wp.empty(n, dtype=wp.vec3, device=self.device),
         )
-        if n:
-            wp.launch(
-                _kernel(),
-                dim=n,
-                inputs=[
-                    self._mesh.id,
-                    wp.array(points, dtype=wp.vec3, device=self.device),
-                    _SIGN_CODE[sign],
-                    float(winding_accuracy),
-                ],
-                outputs=list(out),
-                device=self.device,
-            )
+        launch(
+            _kernel(),
+            n,
+            [
+                self._mesh.id,
+                wp.array(points, dtype=wp.vec3, device=self.device),
+                _SIGN_CODE[sign],
+                float(winding_accuracy),
+            ],
+            list(out),
+            self.device,
+            self.threads,
+        )
         sdf, closest, face, bary = (a.numpy() for a in out)
         return SignedDistance(sdf, closest, face.astype(np.int32), bary)
 
