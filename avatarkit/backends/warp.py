@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 
@@ -18,8 +19,32 @@ def import_warp():
     import warp
 
     warp.config.log_level = warp.LOG_ERROR
-    warp.init()
+    with _native_stderr_without("Could not find or load the NVIDIA CUDA driver"):
+        warp.init()
     return warp
+
+
+@contextlib.contextmanager
+def _native_stderr_without(noise: str):
+    """Drop lines containing ``noise`` that native code writes to stderr (file descriptor 2)
+    in this block; pass every other line on. warp's CUDA probe prints its driver warning
+    from C++, out of reach of its Python log level."""
+    import os
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines(True) if noise not in line]
+            sys.stderr.write("".join(kept))
 
 
 def warp_device(device: str) -> str:

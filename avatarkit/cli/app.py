@@ -75,9 +75,11 @@ def _root(
 
 
 def _register() -> None:
-    from avatarkit.cli import convert, inspect, synth
+    from avatarkit.cli import convert, inspect, sample_sdf, synth, voxelize
 
     app.command("synth")(synth.synth)
+    app.command("sample-sdf")(sample_sdf.sample_sdf)
+    app.command("voxelize")(voxelize.voxelize)
     app.command("inspect")(inspect.inspect)
     app.command("convert")(convert.convert)
 

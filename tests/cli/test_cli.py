@@ -10,29 +10,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from helpers import assert_clean_failure, bad_inputs, invoke
 
-from avatarkit.cli.app import app
 from avatarkit.io.hdf5 import write_artifact
 from avatarkit.io.meshfile import save_mesh
-from avatarkit.structures import Samples
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_clean_failure(result, *needles):
-    """Exit 1, one line on stderr naming the problem, no traceback."""
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:")
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_help_does_not_import_heavy_modules():
@@ -99,37 +80,11 @@ def test_inspect_json_and_verdict(tmp_path, textured_sphere):
     assert "INVALID" in r.stderr and "missing dataset /mesh/faces" in r.stderr
 
 
-def _bad_inputs(tmp_path):
-    samples = write_artifact(tmp_path / "samples.h5", Samples(np.zeros((2, 3)), np.zeros(2), np.zeros(2)))
-    truncated = tmp_path / "truncated.h5"
-    truncated.write_bytes(samples.read_bytes()[:1500])
-    junk = tmp_path / "junk.obj"
-    junk.write_bytes(bytes(range(256)) * 8)
-    short = tmp_path / "short.obj"
-    short.write_text("v 1 2\nv 3 4\nf 1 2 3\n")
-    empty = tmp_path / "empty.obj"
-    empty.write_text("# nothing\n")
-    nan = tmp_path / "nan.obj"
-    nan.write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
-    past = tmp_path / "past.off"
-    past.write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 9\n")
-    return {
-        "missing": (tmp_path / "absent.obj", "no such file"),
-        "wrong kind": (samples, "'samples'"),
-        "truncated": (truncated, "not a readable HDF5"),
-        "junk": (junk, ""),
-        "v 1 2 lines": (short, ""),
-        "empty": (empty, ""),
-        "nan": (nan, "NaN"),
-        "faces past vertices": (past, ""),
-    }
-
-
 @pytest.mark.parametrize(
     "case", ["missing", "wrong kind", "truncated", "junk", "v 1 2 lines", "empty", "nan", "faces past vertices"]
 )
 def test_bad_input_one_line_exit_1_no_output(tmp_path, case):
-    path, needle = _bad_inputs(tmp_path)[case]
+    path, needle = bad_inputs(tmp_path)[case]
     out = tmp_path / "out" / "result.h5"
     result = invoke("convert", path, out)
     assert_clean_failure(result, str(path), needle)

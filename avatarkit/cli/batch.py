@@ -1,0 +1,159 @@
+"""Many inputs, one output each: the loop every file-to-file verb shares.
+
+``-o`` names a file when it has an HDF5 suffix (one input only), otherwise a folder that
+receives ``STEM.h5`` per input. Outputs that are already complete are skipped unless
+``--overwrite``; a bad input is reported (one red line naming it) and the others go on;
+the verb exits 1 at the end if any input failed. ``--jobs N`` runs N worker processes,
+each with its share of the CPU threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from avatarkit.cli import console
+from avatarkit.errors import AvatarkitError, AvatarkitWarning, OptionError
+
+H5_SUFFIXES = (".h5", ".hdf5")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened to one input."""
+
+    input: str
+    output: str
+    status: str  # written, skipped or failed
+    message: str = ""
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path (see the module docstring)."""
+    if not inputs:
+        raise OptionError("no input files given")
+    if output.suffix.lower() in H5_SUFFIXES:
+        if len(inputs) > 1:
+            raise OptionError(f"{len(inputs)} inputs need an output folder, not the file {output}")
+        return [(inputs[0], output)]
+    seen: dict[str, Path] = {}
+    for path in inputs:
+        if path.stem in seen:
+            raise OptionError(f"{seen[path.stem]} and {path} would both write {output / (path.stem + '.h5')}")
+        seen[path.stem] = path
+    return [(path, output / f"{path.stem}.h5") for path in inputs]
+
+
+def for_input(provenance, src: Path):
+    """The verb's provenance with ``src`` as the one input of this output."""
+    return dataclasses.replace(provenance, inputs=(str(src),))
+
+
+def run(
+    job: Callable[[Path, Path], dict],
+    pairs: list[tuple[Path, Path]],
+    kind: str,
+    overwrite: bool = False,
+    jobs: int = 1,
+    quiet: bool = False,
+    label: str = "",
+) -> list[Outcome]:
+    """Run ``job(input, output) -> info`` over ``pairs``; print failures and warnings as they come.
+
+    ``job`` must be picklable (a module-level function or a ``functools.partial`` of one)
+    when ``jobs > 1``. It writes its output atomically and raises
+    :class:`AvatarkitError` for bad input.
+    """
+    from avatarkit.io.hdf5 import is_complete
+
+    if jobs < 1:
+        raise OptionError(f"--jobs must be at least 1, got {jobs}")
+    outcomes: list[Outcome] = []
+    todo = []
+    for src, dst in pairs:
+        if not overwrite and is_complete(dst, kind):
+            outcomes.append(Outcome(str(src), str(dst), "skipped"))
+        else:
+            todo.append((src, dst))
+    with console.progress(quiet) as bar:
+        task = bar.add_task(label, total=len(todo))
+        for outcome in _results(job, todo, jobs):
+            for message in outcome.warnings:
+                console.warning(message)
+            if outcome.status == "failed":
+                console.error(outcome.message)
+            outcomes.append(outcome)
+            bar.advance(task)
+    return outcomes
+
+
+def finish(outcomes: list[Outcome], json: bool, quiet: bool, what: str) -> None:
+    """Print the summary (or JSON) and exit 1 if any input failed."""
+    written = [o for o in outcomes if o.status == "written"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    if json:
+        console.emit_json(
+            {
+                "written": [dict(input=o.input, output=o.output, **o.info) for o in written],
+                "skipped": [o.output for o in skipped],
+                "failed": [{"input": o.input, "error": o.message} for o in failed],
+            }
+        )
+    if not failed:
+        note = f", {len(skipped)} already complete (--overwrite to redo)" if skipped else ""
+        console.info(f"wrote {len(written)} {what}{note}", quiet or json)
+        return
+    if len(outcomes) > 1:  # a lone input's own error line says it all
+        console.error(
+            f"{len(failed)} of {len(outcomes)} inputs failed: {', '.join(o.input for o in failed)} "
+            f"({len(written)} {what} written)"
+        )
+    raise typer.Exit(1)
+
+
+def _results(job, todo, jobs):
+    if jobs == 1 or len(todo) <= 1:
+        for src, dst in todo:
+            yield _attempt(job, src, dst)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from avatarkit.backends.warp import cpu_threads
+
+    workers = min(jobs, len(todo))
+    threads = max(1, cpu_threads() // workers)
+    # spawn, not fork: warp, torch and OpenGL state must not be shared with a parent
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = [pool.submit(_attempt, job, src, dst) for src, dst in todo]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["AVATARKIT_THREADS"] = str(threads)
+
+
+def _attempt(job, src: Path, dst: Path) -> Outcome:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AvatarkitWarning)
+        try:
+            info = job(src, dst)
+            status, message = "written", ""
+        except AvatarkitError as exc:
+            # every failure names its input, even when the core did not know the file
+            info, status, message = {}, "failed", str(exc) if exc.path is not None else f"{src}: {exc}"
+    notes = [str(w.message) for w in caught if issubclass(w.category, AvatarkitWarning)]
+    for w in caught:  # anything else is not ours to format: show it as Python would
+        if not issubclass(w.category, AvatarkitWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return Outcome(str(src), str(dst), status, message, notes, info or {})

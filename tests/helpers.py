@@ -1,0 +1,54 @@
+"""Helpers shared by the tests (``tests`` is on pytest's ``pythonpath``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from typer.testing import CliRunner
+
+from avatarkit.cli.app import app
+from avatarkit.io.hdf5 import write_artifact
+from avatarkit.structures import Samples
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_clean_failure(result, *needles):
+    """Exit 1, one line on stderr naming the problem, no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def bad_inputs(tmp_path):
+    """Broken inputs of every kind, each with a word its error line must contain."""
+    samples = write_artifact(tmp_path / "samples.h5", Samples(np.zeros((2, 3)), np.zeros(2), np.zeros(2)))
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(samples.read_bytes()[:1500])
+    junk = tmp_path / "junk.obj"
+    junk.write_bytes(bytes(range(256)) * 8)
+    short = tmp_path / "short.obj"
+    short.write_text("v 1 2\nv 3 4\nf 1 2 3\n")
+    empty = tmp_path / "empty.obj"
+    empty.write_text("# nothing\n")
+    nan = tmp_path / "nan.obj"
+    nan.write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    past = tmp_path / "past.off"
+    past.write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 9\n")
+    return {
+        "missing": (tmp_path / "absent.obj", "no such file"),
+        "wrong kind": (samples, "'samples'"),
+        "truncated": (truncated, "not a readable HDF5"),
+        "junk": (junk, ""),
+        "v 1 2 lines": (short, ""),
+        "empty": (empty, ""),
+        "nan": (nan, "NaN"),
+        "faces past vertices": (past, ""),
+    }
