@@ -25,7 +25,7 @@ def humans(make_generator, tmp_path_factory):
 @pytest.fixture
 def sphere_obj_cm(tmp_path):
     s = trimesh.creation.icosphere(subdivisions=4, radius=50.0)  # centimetres
-    return save_mesh(Mesh(s.vertices + [0, 100, 0], s.faces), tmp_path / "ball.obj")[0]
+    return save_mesh(Mesh(s.vertices + np.array([0, 100, 0]), s.faces), tmp_path / "ball.obj")[0]
 
 
 def test_sample_sdf_pifu_over_many_meshes_then_skips_complete(humans, tmp_path):

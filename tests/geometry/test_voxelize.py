@@ -25,7 +25,7 @@ def iou(a, b):
 
 def test_sphere_voxels_are_the_centres_inside():
     s = trimesh.creation.icosphere(subdivisions=5, radius=0.5)
-    mesh = Mesh(s.vertices + [0.2, 1.0, 0.0], s.faces)
+    mesh = Mesh(s.vertices + np.array([0.2, 1.0, 0.0]), s.faces)
     v = voxelize(mesh, plan_grid(mesh, resolution=48))
     r = np.linalg.norm(centers(v) - [0.2, 1.0, 0.0], axis=1).reshape(v.occupancy.shape)
     clear = np.abs(r - 0.5) > 2e-3
@@ -110,7 +110,7 @@ def test_surface_shell_holds_every_voxel_the_surface_touches():
 
 def test_resolution_pitch_bounds_and_geopifu_grids():
     s = trimesh.creation.box(extents=(0.5, 1.8, 0.3))
-    mesh = Mesh(s.vertices + [0, 0.9, 0], s.faces)
+    mesh = Mesh(s.vertices + np.array([0, 0.9, 0]), s.faces)
     g = plan_grid(mesh, resolution=100, margin=0.0)
     assert g.shape == (28, 100, 17) and g.pitch == pytest.approx(0.018)
     g = plan_grid(mesh, pitch=0.05, bounds=(-1, 0, -1, 1, 2, 1))
