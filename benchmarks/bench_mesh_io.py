@@ -10,14 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _best(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from common import best
 
 
 def run() -> dict:
@@ -28,14 +21,14 @@ def run() -> dict:
     t = time.perf_counter()
     generator = HumanGenerator(SynthConfig(texture="clothes"))
     load = time.perf_counter() - t
-    synth = _best(lambda: generator.subject(0), repeat=3)
+    synth = best(lambda: generator.subject(0), repeat=3)
     mesh = generator.subject(0)
     with tempfile.TemporaryDirectory() as d:
         h5, obj = Path(d) / "h.h5", Path(d) / "h.obj"
-        write_h5 = _best(lambda: write_artifact(h5, mesh))
-        write_obj = _best(lambda: save_mesh(mesh, obj))
-        read_h5 = _best(lambda: read_mesh(h5))
-        read_obj = _best(lambda: load_mesh(obj))
+        write_h5 = best(lambda: write_artifact(h5, mesh))
+        write_obj = best(lambda: save_mesh(mesh, obj))
+        read_h5 = best(lambda: read_mesh(h5))
+        read_obj = best(lambda: load_mesh(obj))
         size_h5, size_obj = h5.stat().st_size, sum(p.stat().st_size for p in Path(d).glob("h.*") if p != h5)
     return {
         "faces": len(mesh.faces),
