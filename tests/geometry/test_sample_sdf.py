@@ -145,3 +145,13 @@ def test_zero_area_faces_among_good_ones_are_harmless():
     truth = analytic(s.points)
     clear = np.abs(truth) > 5e-3
     assert np.array_equal(s.sdf[clear] < 0, truth[clear] < 0)
+
+
+@pytest.mark.slow
+def test_mesh_to_sdf_backend_gives_that_package_s_values_on_our_points():
+    mesh = sphere(subdivisions=3)
+    s = sample_sdf(mesh, preset_config("pifu", points=2000, backend="mesh-to-sdf"), seed=0)
+    assert s.attrs["backend"] == "mesh-to-sdf" and s.attrs["sign"].startswith("mesh-to-sdf")
+    truth = analytic(s.points)
+    assert np.abs(s.sdf - truth).max() < 5e-3  # its distances are to a dense point cloud of the surface
+    assert np.mean((s.sdf < 0) != (truth < 0)) < 0.02
