@@ -51,7 +51,7 @@ def voxelize(
 ) -> None:
     """Voxelize meshes into solid occupancy grids, one voxels file each.
 
-    occupancy[i, j, k] is x, y, z index; voxel centres are origin + (index + 0.5) * pitch.
+    The occupancy array is indexed x, y, z; voxel centres are origin + (index + 0.5) * pitch.
     A voxel is inside when its centre is (generalized winding number above 0.5).
     """
     import functools
