@@ -62,12 +62,16 @@ def cpu_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def launch(kernel, dim: int, inputs: list, outputs: list, device: str, threads: int | None = None) -> None:
+def launch(
+    kernel, dim: int, inputs: list, outputs: list, device: str, threads: int | None = None, offset: int | None = None
+) -> None:
     """``wp.launch`` over ``dim`` threads; on the CPU, split into contiguous chunks run in parallel.
 
     warp runs a CPU launch on one core; its kernels release the GIL, so Python threads
     each launching one chunk use every core. Arrays whose first dimension is ``dim`` are
-    sliced per chunk; everything else is passed whole.
+    sliced per chunk; everything else is passed whole. A kernel that needs its global
+    thread index takes it as an ``int`` input at position ``offset`` of ``inputs``: each
+    chunk gets that value plus the chunk's first index.
     """
     wp = import_warp()
     if dim == 0:
@@ -81,6 +85,12 @@ def launch(kernel, dim: int, inputs: list, outputs: list, device: str, threads: 
     def sliced(args, a, b):
         return [x[a:b] if isinstance(x, wp.array) and x.shape[0] == dim else x for x in args]
 
+    def chunk_inputs(a, b):
+        args = sliced(inputs, a, b)
+        if offset is not None:
+            args[offset] = int(args[offset]) + int(a)
+        return args
+
     from concurrent.futures import ThreadPoolExecutor
 
     bounds = np.linspace(0, dim, threads + 1).astype(int)
@@ -90,7 +100,7 @@ def launch(kernel, dim: int, inputs: list, outputs: list, device: str, threads: 
                 wp.launch,
                 kernel,
                 dim=int(b - a),
-                inputs=sliced(inputs, a, b),
+                inputs=chunk_inputs(a, b),
                 outputs=sliced(outputs, a, b),
                 device=device,
             )

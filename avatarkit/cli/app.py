@@ -76,9 +76,10 @@ def _root(
 
 
 def _register() -> None:
-    from avatarkit.cli import convert, inspect, sample_sdf, synth, voxelize
+    from avatarkit.cli import convert, inspect, render, sample_sdf, synth, voxelize
 
     app.command("synth")(synth.synth)
+    app.command("render")(render.render)
     app.command("sample-sdf")(sample_sdf.sample_sdf)
     app.command("voxelize")(voxelize.voxelize)
     app.command("inspect")(inspect.inspect)

@@ -1,0 +1,134 @@
+"""Camera files users bring, to and from our convention (``docs/conventions.md``).
+
+- IDR / H3DS ``cameras.npz``: ``world_mat_i`` = K [R | t] padded to 4x4 (world to pixels,
+  OpenCV axes), ``scale_mat_i`` maps IDR's unit sphere to the world. Image sizes are not
+  stored; they are taken from the principal point (2 cx + 1, 2 cy + 1) unless given.
+- NeRF ``transforms.json``: per frame ``transform_matrix`` = camera-to-world with OpenGL
+  axes (camera looks down -Z, +Y up); ``camera_angle_x`` or ``fl_x``/``fl_y``, optional
+  ``cx``, ``cy``, ``w``, ``h``.
+- our ``views`` files: ``/cameras/K``, ``/cameras/world_to_cam``, ``projection``, size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from avatarkit.errors import InputError
+from avatarkit.render.cameras import Cameras
+
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def read_cameras(path: str | Path, size: tuple[int, int] | None = None) -> Cameras:
+    """Cameras from ``cameras.npz`` (IDR/H3DS), ``transforms.json`` (NeRF) or a views .h5."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_idr(path, size)
+    if suffix == ".json":
+        return read_transforms_json(path, size)
+    if suffix in (".h5", ".hdf5"):
+        from avatarkit.io.hdf5 import open_h5
+
+        with open_h5(path) as f:
+            from avatarkit.io.hdf5 import check_kind
+
+            check_kind(f, path, "views")
+            k, w2c = f["/cameras/K"][()], f["/cameras/world_to_cam"][()]
+            projection = str(f.attrs["projection"])
+            width, height = int(f.attrs["width"]), int(f.attrs["height"])
+        return Cameras(k, w2c, projection, *(size or (width, height)))
+    raise InputError("cameras must be an IDR/H3DS cameras.npz, a NeRF transforms.json or a views .h5", path)
+
+
+def decompose_projection(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """K (3x3, positive diagonal, K[2, 2] = 1) and 4x4 world_to_cam from a 3x4 P = K [R | t]."""
+    import scipy.linalg
+
+    k, r = scipy.linalg.rq(p[:, :3])
+    signs = np.diag(np.sign(np.diag(k)))
+    k, r = k @ signs, signs @ r
+    if np.linalg.det(r) < 0:  # P was scaled by a negative number
+        r, p = -r, -p
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = r, np.linalg.solve(k, p[:, 3])  # P's overall scale cancels here
+    return k / k[2, 2], m
+
+
+def read_idr(path: Path, size: tuple[int, int] | None = None) -> Cameras:
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"not a readable .npz file ({exc})", path) from None
+    ids = sorted(int(m.group(1)) for k in data.files if (m := re.fullmatch(r"world_mat_(\d+)", k)))
+    if not ids:
+        raise InputError("no world_mat_i arrays (not an IDR/H3DS cameras.npz)", path)
+    ks, poses = [], []
+    for i in ids:
+        p = np.asarray(data[f"world_mat_{i}"], dtype=np.float64)[:3, :4]
+        k, w2c = decompose_projection(p)
+        ks.append(k)
+        poses.append(w2c)
+    k0 = ks[0]
+    if size is None:
+        size = (round(2 * k0[0, 2] + 1), round(2 * k0[1, 2] + 1))
+    return Cameras(np.stack(ks), np.stack(poses), "perspective", *size)
+
+
+def idr_scale_mat(center: np.ndarray, radius: float) -> np.ndarray:
+    """IDR's ``scale_mat``: maps its unit sphere onto the sphere (``center``, ``radius``)."""
+    m = np.eye(4)
+    m[:3, :3] *= radius
+    m[:3, 3] = center
+    return m
+
+
+def write_idr(path: Path, cameras: Cameras, scale_mat: np.ndarray) -> None:
+    """``cameras.npz`` with ``world_mat_i`` and ``scale_mat_i`` per view (perspective only)."""
+    if cameras.projection != "perspective":
+        raise InputError("IDR cameras.npz holds perspective cameras only; render with --projection perspective", path)
+    arrays = {}
+    for i in range(len(cameras)):
+        world = np.eye(4)
+        world[:3, :4] = cameras.K[i] @ cameras.world_to_cam[i, :3, :4]
+        arrays[f"world_mat_{i}"] = world
+        arrays[f"scale_mat_{i}"] = scale_mat
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def read_transforms_json(path: Path, size: tuple[int, int] | None = None) -> Cameras:
+    try:
+        meta = json.loads(path.read_text())
+        frames = meta["frames"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a NeRF transforms.json ({exc})", path) from None
+    if not frames:
+        raise InputError("transforms.json has no frames", path)
+    if size is None:
+        if "w" not in meta or "h" not in meta:
+            raise InputError("transforms.json has no w and h; pass --size", path)
+        size = (int(meta["w"]), int(meta["h"]))
+    width, height = size
+    if "fl_x" in meta:
+        fx, fy = float(meta["fl_x"]), float(meta.get("fl_y", meta["fl_x"]))
+    elif "camera_angle_x" in meta:
+        fx = 0.5 * width / np.tan(0.5 * float(meta["camera_angle_x"]))
+        fy = 0.5 * height / np.tan(0.5 * float(meta["camera_angle_y"])) if "camera_angle_y" in meta else fx
+    else:
+        raise InputError("transforms.json has neither camera_angle_x nor fl_x", path)
+    # NeRF's principal point is in continuous image coordinates (pixel centres at + 0.5)
+    cx = float(meta.get("cx", width / 2)) - 0.5
+    cy = float(meta.get("cy", height / 2)) - 0.5
+    k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+    poses = []
+    for frame in frames:
+        c2w = np.asarray(frame["transform_matrix"], dtype=np.float64) @ OPENGL_TO_OPENCV
+        poses.append(np.linalg.inv(c2w))
+    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "perspective", width, height)

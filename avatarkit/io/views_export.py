@@ -1,0 +1,67 @@
+"""Views for other tools: the IDR/H3DS folder layout, and PNG files with a contact sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from avatarkit.io.atomic import atomic_path
+from avatarkit.structures import Views
+
+EXPORTS = ("idr", "png")
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[Path]:
+    """``image/000.png``, ``mask/000.png`` and ``cameras.npz`` (``world_mat_i``, ``scale_mat_i``),
+    the layout IDR and the H3DS loaders read."""
+    from avatarkit.io.cameras import write_idr
+    from avatarkit.render.cameras import Cameras
+
+    cameras = Cameras(views.K, views.world_to_cam, views.projection, views.width, views.height)
+    written = []
+    for i in range(len(views)):
+        for sub, image in (("image", views.rgb[i]), ("mask", views.mask[i])):
+            path = folder / sub / f"{i:03d}.png"
+            _write_png(path, image)
+            written.append(path)
+    with atomic_path(folder / "cameras.npz") as tmp:
+        write_idr(tmp, cameras, scale_mat)
+    written.append(folder / "cameras.npz")
+    return written
+
+
+def write_png_folder(folder: Path, views: Views) -> list[Path]:
+    """``rgb_000.png`` and ``mask_000.png`` per view, and ``contact_sheet.png`` of every view."""
+    written = []
+    for i in range(len(views)):
+        for name, image in (("rgb", views.rgb[i]), ("mask", views.mask[i])):
+            path = folder / f"{name}_{i:03d}.png"
+            _write_png(path, image)
+            written.append(path)
+    sheet = contact_sheet(views.rgb)
+    _write_png(folder / "contact_sheet.png", sheet)
+    written.append(folder / "contact_sheet.png")
+    return written
+
+
+def contact_sheet(images: np.ndarray, max_side: int = 2048) -> np.ndarray:
+    """All images on a near-square grid, shrunk so the sheet's longer side is at most ``max_side``."""
+    n, h, w = images.shape[:3]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    step = max(1, int(np.ceil(max(cols * w, rows * h) / max_side)))
+    small = images[:, ::step, ::step]
+    sh, sw = small.shape[1:3]
+    sheet = np.zeros((rows * sh, cols * sw, 3), dtype=np.uint8)
+    for i, image in enumerate(small):
+        r, c = divmod(i, cols)
+        sheet[r * sh : (r + 1) * sh, c * sw : (c + 1) * sw] = image
+    return sheet

@@ -1,0 +1,1 @@
+"""Rendering: camera rigs, ray-cast G-buffers, shading (the core of ``avatarkit render``)."""

@@ -1,0 +1,159 @@
+"""Camera rigs in our convention (OpenCV axes, ``x_cam = R x_world + t``, K in pixels).
+
+A rig is a :class:`Cameras`: N intrinsics, N ``world_to_cam`` matrices, one projection and
+one image size. ``orthographic`` is PIFu's weak perspective: ``u = fx * X + cx`` with fx in
+pixels per metre.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from avatarkit.errors import OptionError
+
+PROJECTIONS = ("perspective", "orthographic")
+
+
+@dataclasses.dataclass
+class Cameras:
+    """N cameras sharing a projection and an image size (width, height in pixels)."""
+
+    K: np.ndarray
+    world_to_cam: np.ndarray
+    projection: str
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        self.K = np.asarray(self.K, dtype=np.float64).reshape(-1, 3, 3)
+        self.world_to_cam = np.asarray(self.world_to_cam, dtype=np.float64).reshape(-1, 4, 4)
+        if self.projection not in PROJECTIONS:
+            raise OptionError(f"projection must be perspective or orthographic, got {self.projection!r}")
+        if len(self.K) != len(self.world_to_cam):
+            raise OptionError(f"{len(self.K)} intrinsics for {len(self.world_to_cam)} poses")
+        if self.width < 1 or self.height < 1:
+            raise OptionError(f"image size must be positive, got {self.width} x {self.height}")
+
+    def __len__(self) -> int:
+        return len(self.K)
+
+    def centers(self) -> np.ndarray:
+        """(N, 3) camera centres in the world (for orthographic: the image plane's centre)."""
+        r, t = self.world_to_cam[:, :3, :3], self.world_to_cam[:, :3, 3]
+        return -np.einsum("nji,nj->ni", r, t)
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (N, P, 2) and camera depth (N, P) of world ``points`` (P, 3)."""
+        cam = np.einsum("nij,pj->npi", self.world_to_cam[:, :3, :3], points) + self.world_to_cam[:, None, :3, 3]
+        z = cam[..., 2]
+        xy = cam[..., :2] / z[..., None] if self.projection == "perspective" else cam[..., :2]
+        f = np.stack([self.K[:, 0, 0], self.K[:, 1, 1]], -1)[:, None]
+        c = np.stack([self.K[:, 0, 2], self.K[:, 1, 2]], -1)[:, None]
+        return xy * f + c, z
+
+    def scaled(self, factor: int) -> Cameras:
+        """The same cameras on an image ``factor`` times larger (for supersampling).
+
+        Pixel centres map to pixel centres: u' = factor * (u + 0.5) - 0.5.
+        """
+        k = self.K.copy()
+        k[:, :2, :2] *= factor
+        k[:, :2, 2] = factor * (k[:, :2, 2] + 0.5) - 0.5
+        return Cameras(k, self.world_to_cam, self.projection, self.width * factor, self.height * factor)
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarray:
+    """4x4 ``world_to_cam`` of a camera at ``eye`` looking at ``target``, world ``up`` at the
+    top of the image (OpenCV: +Z forward, +Y down)."""
+    eye, target = np.asarray(eye, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    z = target - eye
+    z /= np.linalg.norm(z)
+    x = np.cross(z, np.asarray(up, dtype=np.float64))
+    if np.linalg.norm(x) < 1e-9:  # looking straight up or down: any right vector will do
+        x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    m = np.eye(4)
+    m[:3, :3] = np.stack([x, y, z])
+    m[:3, 3] = -m[:3, :3] @ eye
+    return m
+
+
+def direction(yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """Unit vector from the subject to a camera at ``yaw`` about +Y (0: in front, on +Z;
+    90: on the subject's left, +X) and ``pitch`` above the horizon."""
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    return np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+
+
+def orbit(
+    center: np.ndarray,
+    radius: float,
+    yaws: np.ndarray,
+    pitches: np.ndarray,
+    size: tuple[int, int],
+    projection: str = "perspective",
+    fov_deg: float = 40.0,
+    fill: float = 0.9,
+) -> Cameras:
+    """Cameras around ``center`` at every (yaw, pitch) pair, framing a sphere of ``radius``.
+
+    Perspective cameras stand far enough for the sphere to fill ``fill`` of the shorter
+    image side at vertical field of view ``fov_deg``; orthographic ones scale fx so it does.
+    """
+    width, height = size
+    pairs = [(y, p) for p in np.atleast_1d(pitches) for y in np.atleast_1d(yaws)]
+    short = min(width, height)
+    if projection == "perspective":
+        f = 0.5 * height / np.tan(np.radians(fov_deg) / 2)
+        distance = radius / np.sin(np.arctan(fill * short / (2 * f)))
+    else:
+        f = fill * short / (2 * radius)
+        distance = 3.0 * radius  # in front of the subject; orthographic depth is relative
+    k = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+    poses = [look_at(center + distance * direction(y, p), center) for y, p in pairs]
+    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), projection, width, height)
+
+
+def random_rig(
+    rng: np.random.Generator,
+    count: int,
+    center: np.ndarray,
+    radius: float,
+    size: tuple[int, int],
+    projection: str = "perspective",
+    pitch_range: tuple[float, float] = (-15.0, 30.0),
+    fov_range: tuple[float, float] = (30.0, 50.0),
+) -> Cameras:
+    """``count`` cameras at uniformly random yaws and pitches (and, for perspective, fields of
+    view), all framing the subject."""
+    rigs = []
+    for _ in range(count):
+        yaw = rng.uniform(0.0, 360.0)
+        pitch = rng.uniform(*pitch_range)
+        fov = rng.uniform(*fov_range)
+        rigs.append(orbit(center, radius, yaw, pitch, size, projection, fov))
+    return Cameras(
+        np.concatenate([c.K for c in rigs]), np.concatenate([c.world_to_cam for c in rigs]), projection, *size
+    )
+
+
+def pifu_rig(vertices: np.ndarray, size: int = 512, yaws: np.ndarray | None = None, pitches=(0.0,)) -> Cameras:
+    """PIFu's training cameras (``apps/render_data.py``): orthographic, one view per degree of
+    yaw, the subject's vertical centre (x and z: medians of the vertices) at the image centre,
+    and scaled as PIFu scales every scan to 180 units tall in a view 204.8 units high
+    (``ortho_ratio`` 0.4 at 512 px): the subject spans 180/204.8 of the image height."""
+    v = np.asarray(vertices, dtype=np.float64)
+    center = np.median(v, axis=0)
+    center[1] = 0.5 * (v[:, 1].min() + v[:, 1].max())
+    height_m = float(v[:, 1].max() - v[:, 1].min())
+    if not height_m > 0:
+        raise OptionError("the mesh has no height to frame")
+    f = size * 1.8 / (2.048 * height_m)
+    yaws = np.arange(360.0) if yaws is None else np.asarray(yaws, dtype=np.float64)
+    k = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1]])
+    distance = 2.0 * height_m
+    poses = [look_at(center + distance * direction(y, p), center) for p in pitches for y in yaws]
+    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "orthographic", size, size)

@@ -1,0 +1,340 @@
+"""Render a mesh into a ``views`` artifact (the core of ``avatarkit render``).
+
+Pipeline per batch of views: primary rays (warp) give each pixel its face and barycentric
+coordinates; torch interpolates normals, UVs and labels, samples the albedo, and shades
+it; supersampled colour is averaged down; backgrounds are composited under the mask.
+G-buffers (depth, normal, uv, label) come from the pixel-centre rays, never averaged.
+
+Lighting (``docs/render.md``): ``none`` (the albedo exactly), ``sh`` (second-order
+spherical harmonics, a random studio environment or an HDR map, randomly turned per view),
+``prt`` (the same with PIFu's precomputed radiance transfer: per-vertex visibility, so
+self-shadowing), ``directional`` (one light with cast shadows, plus ambient).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from avatarkit.errors import InputError, OptionError
+from avatarkit.geometry.surface import vertex_normals
+from avatarkit.render import lighting as L
+from avatarkit.render.cameras import Cameras
+from avatarkit.render.raycast import RayCaster
+from avatarkit.structures import Mesh, Views
+
+LIGHTINGS = ("none", "sh", "prt", "directional")
+ALBEDOS = ("auto", "texture", "vertex", "flat")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+MAX_RAYS_PER_BATCH = 4_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderConfig:
+    """How to shade. ``background`` is an RGB colour; ``background_dir`` a folder of images
+    to crop random backgrounds from; ``hdri`` an equirectangular ``.hdr`` environment for
+    ``sh`` and ``prt``; ``ssaa`` the supersampling factor per side."""
+
+    lighting: str = "none"
+    albedo: str = "auto"
+    flat_color: tuple[int, int, int] = (180, 180, 180)
+    background: tuple[int, int, int] = (0, 0, 0)
+    background_dir: Path | None = None
+    hdri: Path | None = None
+    ssaa: int = 1
+    ambient: float = 0.25
+    prt_samples: int = 256
+
+    def check(self) -> None:
+        if self.lighting not in LIGHTINGS:
+            raise OptionError(f"--lighting must be one of {', '.join(LIGHTINGS)}, got {self.lighting!r}")
+        if self.albedo not in ALBEDOS:
+            raise OptionError(f"--albedo must be one of {', '.join(ALBEDOS)}, got {self.albedo!r}")
+        if not 1 <= self.ssaa <= 8:
+            raise OptionError(f"--ssaa must be between 1 and 8, got {self.ssaa}")
+        if self.hdri is not None and self.lighting not in ("sh", "prt"):
+            raise OptionError("--hdri lights --lighting sh or prt")
+        for value in (*self.background, *self.flat_color):
+            if not 0 <= value <= 255:
+                raise OptionError(f"colours are 0-255 per channel, got {value}")
+
+
+def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, device: str = "cpu") -> Views:
+    """Render ``mesh`` from every camera; see the module docstring.
+
+    Raises:
+        OptionError: unusable settings (``--albedo texture`` on a mesh without one, ...).
+        InputError: an unreadable HDR map or background folder.
+    """
+    import torch
+
+    config.check()
+    mesh.validate()
+    rng = np.random.default_rng(seed)
+    caster = RayCaster(mesh.vertices, mesh.faces, device)
+    tdev = torch.device(device)
+    albedo = _Albedo(mesh, config, tdev)
+    normals = vertex_normals(mesh)
+    env = _environments(config, len(cameras), rng) if config.lighting in ("sh", "prt") else None
+    transfer = None
+    if config.lighting == "prt":
+        transfer = torch.as_tensor(
+            L.prt_transfer(
+                mesh.vertices.astype(np.float64), normals.astype(np.float64), caster.occluded, config.prt_samples
+            ),
+            dtype=torch.float32,
+            device=tdev,
+        )
+    lights = _light_directions(cameras, rng) if config.lighting == "directional" else None
+    backgrounds = _Backgrounds(config, rng)
+    g = _Geometry(mesh, normals, tdev)
+
+    n, h, w, s = len(cameras), cameras.height, cameras.width, config.ssaa
+    out = {
+        "rgb": np.empty((n, h, w, 3), np.uint8),
+        "mask": np.empty((n, h, w), np.uint8),
+        "depth": np.empty((n, h, w), np.float32),
+        "normal": np.empty((n, h, w, 3), np.float32),
+        "uv": np.empty((n, h, w, 2), np.float32) if mesh.has_uvs else None,
+        "label": np.empty((n, h, w), np.int16) if mesh.vertex_labels is not None else None,
+    }
+    fine = cameras.scaled(s) if s > 1 else cameras
+    batch = max(1, MAX_RAYS_PER_BATCH // (h * w * s * s))
+    for start in range(0, n, batch):
+        views = slice(start, min(n, start + batch))
+        hits = caster.primary(cameras, views)
+        face = torch.as_tensor(hits.face, device=tdev).long()
+        bary = torch.as_tensor(hits.bary, device=tdev)
+        valid = face >= 0
+        nrm = g.normal(face, bary, valid)
+        out["mask"][views] = valid.cpu().numpy().astype(np.uint8) * 255
+        out["depth"][views] = hits.depth
+        out["normal"][views] = nrm.cpu().numpy()
+        if out["uv"] is not None:
+            out["uv"][views] = g.uv(face, bary, valid).cpu().numpy()
+        if out["label"] is not None:
+            out["label"][views] = g.label(face, bary, valid).cpu().numpy()
+        if s > 1:
+            fhits = caster.primary(fine, views)
+            face = torch.as_tensor(fhits.face, device=tdev).long()
+            bary = torch.as_tensor(fhits.bary, device=tdev)
+            valid = face >= 0
+            nrm = g.normal(face, bary, valid)
+        color = albedo.sample(face, bary, valid, g)  # (B, h*s, w*s, 3) float in [0, 1], sRGB
+        if config.lighting != "none":
+            shade = _shade(config, face, bary, valid, nrm, views, env, transfer, lights, g, caster, tdev)
+            color = _linear_to_srgb(_srgb_to_linear(color) * shade)
+        bg = torch.as_tensor(backgrounds.take(views.stop - views.start, h * s, w * s), device=tdev)
+        coverage = valid.float()[..., None]
+        color = color * coverage + bg * (1 - coverage)
+        if s > 1:
+            color = torch.nn.functional.avg_pool2d(color.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
+        out["rgb"][views] = (color.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+    lighting_record = {"type": config.lighting, "albedo": albedo.source, "ssaa": np.int64(s)}
+    if env is not None:
+        lighting_record["sh"] = env.astype(np.float32)
+        lighting_record["environment"] = str(config.hdri) if config.hdri else "random studio"
+    if lights is not None:
+        lighting_record["direction"] = lights.astype(np.float32)
+        lighting_record["ambient"] = np.float32(config.ambient)
+    views_out = Views(
+        K=cameras.K.astype(np.float32),
+        world_to_cam=cameras.world_to_cam.astype(np.float32),
+        projection=cameras.projection,
+        lighting=lighting_record,
+        **out,
+    )
+    return views_out
+
+
+# ----------------------------------------------------------------------------- parts
+
+
+class _Geometry:
+    """Per-pixel interpolation of mesh attributes from (face, barycentric) buffers."""
+
+    def __init__(self, mesh: Mesh, normals: np.ndarray, device) -> None:
+        import torch
+
+        self.faces = torch.as_tensor(mesh.faces, device=device).long()
+        self.vertices = torch.as_tensor(mesh.vertices, device=device)
+        self.vertex_normals = torch.as_tensor(normals, device=device)
+        self.face_uvs = torch.as_tensor(mesh.face_uvs, device=device).long() if mesh.has_uvs else None
+        self.uvs = torch.as_tensor(mesh.uvs, device=device) if mesh.has_uvs else None
+        self.labels = (
+            torch.as_tensor(mesh.vertex_labels, device=device).long() if mesh.vertex_labels is not None else None
+        )
+
+    def corners(self, face, valid):
+        import torch
+
+        return self.faces[torch.where(valid, face, torch.zeros_like(face))]  # (..., 3)
+
+    def interpolate(self, values, index, face, bary, valid):
+        import torch
+
+        corner = index[torch.where(valid, face, torch.zeros_like(face))]  # (..., 3)
+        out = (values[corner] * bary[..., None]).sum(-2)
+        return torch.where(valid[..., None], out, torch.zeros_like(out))
+
+    def normal(self, face, bary, valid):
+        import torch
+
+        n = self.interpolate(self.vertex_normals, self.faces, face, bary, valid)
+        return torch.nn.functional.normalize(n, dim=-1) * valid[..., None]
+
+    def uv(self, face, bary, valid):
+        import torch
+
+        uv = self.interpolate(self.uvs, self.face_uvs, face, bary, valid)
+        return torch.where(valid[..., None], uv, torch.full_like(uv, -1.0))  # -1: background
+
+    def label(self, face, bary, valid):
+        import torch
+
+        corner = self.corners(face, valid)
+        nearest = torch.gather(corner, -1, bary.argmax(-1, keepdim=True))[..., 0]
+        return torch.where(valid, self.labels[nearest], torch.full_like(nearest, -1)).to(torch.int16)
+
+
+class _Albedo:
+    """Surface colour in [0, 1] sRGB: texture (bilinear at the per-corner UV), vertex colours, or flat."""
+
+    def __init__(self, mesh: Mesh, config: RenderConfig, device) -> None:
+        import torch
+
+        has_texture = mesh.texture is not None and mesh.has_uvs
+        source = config.albedo
+        if source == "auto":
+            source = "texture" if has_texture else "vertex" if mesh.vertex_colors is not None else "flat"
+        if source == "texture" and not has_texture:
+            raise OptionError("--albedo texture: the mesh has no texture and UVs")
+        if source == "vertex" and mesh.vertex_colors is None:
+            raise OptionError("--albedo vertex: the mesh has no vertex colours")
+        self.source = source
+        if source == "texture":
+            tex = torch.as_tensor(mesh.texture, device=device).float() / 255.0
+            self.texture = tex.permute(2, 0, 1)[None]  # (1, 3, H, W)
+        elif source == "vertex":
+            self.colors = torch.as_tensor(mesh.vertex_colors, device=device).float() / 255.0
+        self.flat = torch.tensor(config.flat_color, device=device).float() / 255.0
+
+    def sample(self, face, bary, valid, g: _Geometry):
+        import torch
+
+        if self.source == "texture":
+            uv = g.interpolate(g.uvs, g.face_uvs, face, bary, valid)
+            b, h, w = face.shape
+            grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], -1).reshape(1, b * h, w, 2)
+            rgb = torch.nn.functional.grid_sample(
+                self.texture, grid, mode="bilinear", padding_mode="border", align_corners=False
+            )
+            return rgb[0].permute(1, 2, 0).reshape(b, h, w, 3)
+        if self.source == "vertex":
+            return g.interpolate(self.colors, g.faces, face, bary, valid)
+        return self.flat.expand(*face.shape, 3).clone()
+
+
+class _Backgrounds:
+    def __init__(self, config: RenderConfig, rng: np.random.Generator) -> None:
+        self.color = np.asarray(config.background, dtype=np.float32) / 255.0
+        self.rng = rng
+        self.images: list[Path] = []
+        if config.background_dir is not None:
+            folder = Path(config.background_dir)
+            if not folder.is_dir():
+                raise InputError("background folder does not exist", folder)
+            self.images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self.images:
+                raise InputError("no images (.png, .jpg, ...) in the background folder", folder)
+
+    def take(self, count: int, h: int, w: int) -> np.ndarray:
+        if not self.images:
+            return np.broadcast_to(self.color, (count, h, w, 3)).copy()
+        return np.stack([self._crop(self.images[self.rng.integers(len(self.images))], h, w) for _ in range(count)])
+
+    def _crop(self, path: Path, h: int, w: int) -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                scale = max(h / im.height, w / im.width, 1.0)
+                if scale > 1.0:
+                    im = im.resize((int(np.ceil(im.width * scale)), int(np.ceil(im.height * scale))), Image.BILINEAR)
+                x = int(self.rng.integers(0, im.width - w + 1))
+                y = int(self.rng.integers(0, im.height - h + 1))
+                return np.asarray(im.crop((x, y, x + w, y + h)), dtype=np.float32) / 255.0
+        except OSError as exc:
+            raise InputError(f"unreadable background image ({exc})", path) from None
+
+
+def _environments(config: RenderConfig, count: int, rng: np.random.Generator) -> np.ndarray:
+    """(N, 9, 3) SH radiance per view: one environment, turned by a random yaw per view."""
+    directions = L.sphere_directions(2048)
+    if config.hdri is not None:
+        from avatarkit.io.hdr import read_hdr
+
+        base = L.equirect_to_sh(read_hdr(config.hdri))
+        # expose so that the brightest direction gives a shading factor near 1
+        peak = L.irradiance(base, directions).mean(-1).max()
+        base = base * (np.pi / max(peak, 1e-12))
+    else:
+        base = L.random_environment(rng, directions)
+    return np.stack([L.rotate(base, L.rotation_y(rng.uniform(0, 2 * np.pi)), directions) for _ in range(count)])
+
+
+def _light_directions(cameras: Cameras, rng: np.random.Generator) -> np.ndarray:
+    """(N, 3) unit directions towards the light: from the camera's side, up to 60 degrees off."""
+    toward_camera = -cameras.world_to_cam[:, 2, :3]  # the camera's -Z axis in the world
+    out = []
+    for d in toward_camera:
+        jitter = rng.normal(size=3)
+        jitter -= jitter @ d * d
+        jitter /= np.linalg.norm(jitter) + 1e-12
+        angle = np.radians(rng.uniform(10, 60))
+        light = np.cos(angle) * d + np.sin(angle) * jitter
+        light[1] = abs(light[1])  # from above
+        out.append(light / np.linalg.norm(light))
+    return np.stack(out)
+
+
+def _shade(config, face, bary, valid, nrm, views, env, transfer, lights, g, caster, tdev):
+    import torch
+
+    if config.lighting == "sh":
+        coeffs = torch.as_tensor(env[views] * L.BAND[None, :, None], dtype=torch.float32, device=tdev)
+        return torch.einsum("bhwk,bkc->bhwc", L.sh_basis(nrm), coeffs).clamp(min=0) / np.pi
+    if config.lighting == "prt":
+        coeffs = torch.as_tensor(env[views], dtype=torch.float32, device=tdev)
+        t = g.interpolate(transfer, g.faces, face, bary, valid)
+        return torch.einsum("bhwk,bkc->bhwc", t, coeffs).clamp(min=0) / np.pi
+    # directional, with a shadow ray from every lit pixel
+    light = torch.as_tensor(lights[views], dtype=torch.float32, device=tdev)
+    cos = (nrm * light[:, None, None, :]).sum(-1).clamp(min=0) * valid
+    lit = cos > 0
+    if lit.any():
+        corner = g.corners(face, lit)
+        points = (g.vertices[corner] * bary[..., None]).sum(-2)
+        idx = lit.nonzero(as_tuple=True)
+        origins = points[idx] + 1e-4 * caster.extent * nrm[idx]
+        directions = light[idx[0]]
+        blocked = torch.as_tensor(caster.occluded(origins.cpu().numpy(), directions.cpu().numpy()), device=tdev)
+        cos[idx] = torch.where(blocked, torch.zeros_like(cos[idx]), cos[idx])
+    return (config.ambient + (1 - config.ambient) * cos)[..., None].expand(*cos.shape, 3)
+
+
+def _srgb_to_linear(c):
+    import torch
+
+    return torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(c):
+    import torch
+
+    c = c.clamp(min=0)
+    return torch.where(c <= 0.0031308, c * 12.92, 1.055 * c.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)

@@ -1,0 +1,100 @@
+"""render as a researcher types it: many meshes, camera files, IDR and PNG export, textures, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+from helpers import assert_clean_failure, invoke
+
+from avatarkit.io.hdf5 import read_artifact, write_artifact
+from avatarkit.io.meshfile import save_mesh
+from avatarkit.structures import Mesh, Texture
+
+
+@pytest.fixture
+def meshes(tmp_path, textured_sphere):
+    a = write_artifact(tmp_path / "in" / "a.h5", textured_sphere)
+    box = trimesh.creation.box(extents=(0.4, 1.6, 0.3))
+    b = save_mesh(Mesh(box.vertices + np.array([0, 0.8, 0]), box.faces), tmp_path / "in" / "b.obj")[0]
+    return a, b
+
+
+def test_many_meshes_orthographic_orbit(meshes, tmp_path):
+    out = tmp_path / "views"
+    r = invoke("render", *meshes, "-o", out, "--views", 6, "--size", 64, "--projection", "orthographic", "--json")
+    assert r.exit_code == 0, r.output
+    assert [w["views"] for w in json.loads(r.stdout)["written"]] == [6, 6]
+    v = read_artifact(out / "b.h5", "views")
+    assert v.projection == "orthographic" and v.rgb.shape == (6, 64, 64, 3) and v.uv is None
+    assert all(m.any() for m in v.mask)
+
+
+def test_idr_export_then_render_from_its_cameras(meshes, tmp_path):
+    out = tmp_path / "head_views"
+    r = invoke("render", meshes[0], "-o", out, "--views", 5, "--size", 48, "--export", "idr")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (out / "image").iterdir()) == [f"{i:03d}.png" for i in range(5)]
+    assert (out / "mask" / "004.png").exists() and (out / "cameras.npz").exists()
+    first = read_artifact(out / "views.h5", "views")
+    again = tmp_path / "again.h5"
+    r = invoke("render", meshes[0], "-o", again, "--cameras", out / "cameras.npz")
+    assert r.exit_code == 0, r.output
+    second = read_artifact(again, "views")
+    assert np.array_equal(first.mask, second.mask)
+    assert np.allclose(first.K, second.K, atol=1e-4) and np.allclose(first.world_to_cam, second.world_to_cam, atol=1e-5)
+
+
+def test_png_export_has_a_contact_sheet(meshes, tmp_path):
+    out = tmp_path / "pngs"
+    r = invoke("render", meshes[1], "-o", out, "--views", 4, "--size", 32, "--export", "png", "--lighting", "sh")
+    assert r.exit_code == 0, r.output
+    assert (out / "contact_sheet.png").exists() and (out / "rgb_003.png").exists() and (out / "views.h5").exists()
+
+
+def test_texture_from_a_texture_file_replaces_the_mesh_texture(meshes, tmp_path):
+    tex = np.zeros((8, 8, 3), np.uint8)
+    tex[...] = [10, 200, 30]
+    write_artifact(tmp_path / "tex.h5", Texture(tex, np.ones((8, 8), np.float32)))
+    out = tmp_path / "check.h5"
+    r = invoke("render", meshes[0], "--texture", tmp_path / "tex.h5", "-o", out, "--views", 2, "--size", 32)
+    assert r.exit_code == 0, r.output
+    v = read_artifact(out, "views")
+    assert (v.rgb[v.mask > 0] == [10, 200, 30]).all()
+
+
+def test_camera_that_sees_nothing_is_named_in_a_warning(meshes, tmp_path):
+    c2w = np.eye(4)
+    c2w[:3, 3] = [0.0, 1.0, 5.0]
+    away = np.diag([-1.0, 1.0, -1.0, 1.0]) @ np.eye(4)  # turned around: looks down +Z, away from the mesh
+    away[:3, 3] = [0.0, 1.0, 5.0]
+    meta = {
+        "camera_angle_x": 0.8,
+        "w": 32,
+        "h": 32,
+        "frames": [{"transform_matrix": c2w.tolist()}, {"transform_matrix": away.tolist()}],
+    }
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    r = invoke("render", meshes[0], "-o", tmp_path / "v.h5", "--cameras", tmp_path / "transforms.json")
+    assert r.exit_code == 0, r.output
+    assert "camera 1 sees nothing of the mesh" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--size", 0), "--size must be positive"),
+        (("--ssaa", 0), "--ssaa"),
+        (("--lighting", "sh", "--hdri", "BAD"), "not a Radiance"),
+        (("--cameras", "MISSING"), "no such file"),
+        (("--albedo", "vertex"), "no vertex colours"),
+    ],
+)
+def test_bad_options_one_line_exit_1_no_output(meshes, tmp_path, args, needle):
+    (tmp_path / "bad.hdr").write_bytes(b"not an hdr")
+    args = [tmp_path / "bad.hdr" if a == "BAD" else tmp_path / "missing.npz" if a == "MISSING" else a for a in args]
+    out = tmp_path / "out.h5"
+    assert_clean_failure(invoke("render", meshes[0], "-o", out, "--size", 16, *args), needle)
+    assert not out.exists()
