@@ -63,15 +63,22 @@ def cpu_threads() -> int:
 
 
 def launch(
-    kernel, dim: int, inputs: list, outputs: list, device: str, threads: int | None = None, offset: int | None = None
+    kernel,
+    dim: int,
+    inputs: list,
+    outputs: list,
+    device: str,
+    threads: int | None = None,
+    split: tuple[int, ...] = (),
+    offset: int | None = None,
 ) -> None:
     """``wp.launch`` over ``dim`` threads; on the CPU, split into contiguous chunks run in parallel.
 
     warp runs a CPU launch on one core; its kernels release the GIL, so Python threads
-    each launching one chunk use every core. Arrays whose first dimension is ``dim`` are
-    sliced per chunk; everything else is passed whole. A kernel that needs its global
-    thread index takes it as an ``int`` input at position ``offset`` of ``inputs``: each
-    chunk gets that value plus the chunk's first index.
+    each launching one chunk use every core. Every output, and the inputs at the positions
+    in ``split``, are arrays with one entry per thread, sliced per chunk; other inputs are
+    passed whole. A kernel that needs its global thread index takes it as an ``int`` input
+    at position ``offset``: each chunk gets that value plus the chunk's first index.
     """
     wp = import_warp()
     if dim == 0:
@@ -82,11 +89,8 @@ def launch(
         return
     kernel.module.load(wp.get_device(device))  # compile once, before the threads race to
 
-    def sliced(args, a, b):
-        return [x[a:b] if isinstance(x, wp.array) and x.shape[0] == dim else x for x in args]
-
     def chunk_inputs(a, b):
-        args = sliced(inputs, a, b)
+        args = [x[a:b] if i in split else x for i, x in enumerate(inputs)]
         if offset is not None:
             args[offset] = int(args[offset]) + int(a)
         return args
@@ -101,7 +105,7 @@ def launch(
                 kernel,
                 dim=int(b - a),
                 inputs=chunk_inputs(a, b),
-                outputs=sliced(outputs, a, b),
+                outputs=[x[a:b] if x.shape[0] else x for x in outputs],  # empty: an absent buffer
                 device=device,
             )
             for a, b in itertools.pairwise(bounds)

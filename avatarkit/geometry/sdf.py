@@ -141,6 +141,7 @@ class MeshDistance:
             list(out),
             self.device,
             self.threads,
+            split=(1,),
         )
         sdf, closest, face, bary = (a.numpy() for a in out)
         if order is not None:

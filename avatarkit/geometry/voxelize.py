@@ -352,6 +352,7 @@ def _scanlines(mesh: Mesh, grid: Grid, distance: MeshDistance, parity: bool) -> 
         [inside, total],
         device,
         distance.threads,
+        split=(1,),
     )
     columns = inside.numpy().astype(bool).reshape(nb, nc, na)
     bad = np.flatnonzero(total.numpy() != 0)

@@ -1,9 +1,9 @@
 """Render a mesh into a ``views`` artifact (the core of ``avatarkit render``).
 
-Pipeline per batch of views: primary rays (warp) give each pixel its face and barycentric
-coordinates; torch interpolates normals, UVs and labels, samples the albedo, and shades
-it; supersampled colour is averaged down; backgrounds are composited under the mask.
-G-buffers (depth, normal, uv, label) come from the pixel-centre rays, never averaged.
+Pipeline per batch of views: warp finds the surface seen at each pixel centre and fills the
+G-buffers (depth, world normal, UV, label; ``avatarkit.render.raycast``); torch samples the
+albedo and shades it at the covered pixels; supersampled colour is averaged down over the
+background. G-buffers always come from the pixel centres, never averaged.
 
 Lighting (``docs/render.md``): ``none`` (the albedo exactly), ``sh`` (second-order
 spherical harmonics, a random studio environment or an HDR map, randomly turned per view),
@@ -29,6 +29,7 @@ LIGHTINGS = ("none", "sh", "prt", "directional")
 ALBEDOS = ("auto", "texture", "vertex", "flat")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MAX_RAYS_PER_BATCH = 4_000_000
+BUFFERS = ("depth", "normal", "uv", "label")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +74,10 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     config.check()
     mesh.validate()
     rng = np.random.default_rng(seed)
-    caster = RayCaster(mesh.vertices, mesh.faces, device)
+    normals = vertex_normals(mesh)
+    caster = RayCaster(mesh.vertices, mesh.faces, device, normals, mesh.uvs, mesh.face_uvs, mesh.vertex_labels)
     tdev = torch.device(device)
     albedo = _Albedo(mesh, config, tdev)
-    normals = vertex_normals(mesh)
     env = _environments(config, len(cameras), rng) if config.lighting in ("sh", "prt") else None
     transfer = None
     if config.lighting == "prt":
@@ -89,13 +90,13 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
         )
     lights = _light_directions(cameras, rng) if config.lighting == "directional" else None
     backgrounds = _Backgrounds(config, rng)
-    g = _Geometry(mesh, normals, tdev)
+    g = _Geometry(mesh, tdev)
 
     n, h, w, s = len(cameras), cameras.height, cameras.width, config.ssaa
     out = {
         "rgb": np.empty((n, h, w, 3), np.uint8),
-        "mask": np.empty((n, h, w), np.uint8),
-        "depth": np.empty((n, h, w), np.float32),
+        "mask": np.zeros((n, h, w), np.uint8),
+        "depth": np.empty((n, h, w), np.float32),  # the G-buffer kernel writes every pixel
         "normal": np.empty((n, h, w, 3), np.float32),
         "uv": np.empty((n, h, w, 2), np.float32) if mesh.has_uvs else None,
         "label": np.empty((n, h, w), np.int16) if mesh.vertex_labels is not None else None,
@@ -104,34 +105,28 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     batch = max(1, MAX_RAYS_PER_BATCH // (h * w * s * s))
     for start in range(0, n, batch):
         views = slice(start, min(n, start + batch))
-        hits = caster.primary(cameras, views)
-        face = torch.as_tensor(hits.face, device=tdev).long()
-        bary = torch.as_tensor(hits.bary, device=tdev)
-        valid = face >= 0
-        nrm = g.normal(face, bary, valid)
-        out["mask"][views] = valid.cpu().numpy().astype(np.uint8) * 255
-        out["depth"][views] = hits.depth
-        out["normal"][views] = nrm.cpu().numpy()
-        if out["uv"] is not None:
-            out["uv"][views] = g.uv(face, bary, valid).cpu().numpy()
-        if out["label"] is not None:
-            out["label"][views] = g.label(face, bary, valid).cpu().numpy()
+        count = views.stop - views.start
+        gb = caster.gbuffer(cameras, views, into={k: out[k][views] if out[k] is not None else None for k in BUFFERS})
+        np.multiply(gb.face >= 0, 255, out=out["mask"][views], casting="unsafe")
         if s > 1:
-            fhits = caster.primary(fine, views)
-            face = torch.as_tensor(fhits.face, device=tdev).long()
-            bary = torch.as_tensor(fhits.bary, device=tdev)
-            valid = face >= 0
-            nrm = g.normal(face, bary, valid)
-        color = albedo.sample(face, bary, valid, g)  # (B, h*s, w*s, 3) float in [0, 1], sRGB
+            gb = caster.gbuffer(fine, views)
+        px = _Pixels(gb, tdev)  # colour is computed at covered pixels only
+        nrm = px.normal
+        color = albedo.sample(px, g)  # (P, 3) float in [0, 1], sRGB
         if config.lighting != "none":
-            shade = _shade(config, face, bary, valid, nrm, views, env, transfer, lights, g, caster, tdev)
+            shade = _shade(config, px, nrm, views, env, transfer, lights, g, caster, tdev)
             color = _linear_to_srgb(_srgb_to_linear(color) * shade)
-        bg = torch.as_tensor(backgrounds.take(views.stop - views.start, h * s, w * s), device=tdev)
-        coverage = valid.float()[..., None]
-        color = color * coverage + bg * (1 - coverage)
-        if s > 1:
-            color = torch.nn.functional.avg_pool2d(color.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
-        out["rgb"][views] = (color.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        color = (color.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        if s == 1:
+            rgb = out["rgb"][views]
+            rgb[...] = backgrounds.take(count, h, w)
+            px.scatter(rgb, color)
+        else:  # composite at the fine resolution, then average down
+            image = torch.as_tensor(np.array(backgrounds.take(count, h * s, w * s)), device=tdev).reshape(-1, 3)
+            image[px.index] = color
+            image = image.reshape(count, h * s, w * s, 3).permute(0, 3, 1, 2).float()
+            image = torch.nn.functional.avg_pool2d(image, s).permute(0, 2, 3, 1)
+            out["rgb"][views] = (image + 0.5).to(torch.uint8).cpu().numpy()
 
     lighting_record = {"type": config.lighting, "albedo": albedo.source, "ssaa": np.int64(s)}
     if env is not None:
@@ -153,51 +148,48 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
 # ----------------------------------------------------------------------------- parts
 
 
-class _Geometry:
-    """Per-pixel interpolation of mesh attributes from (face, barycentric) buffers."""
+class _Pixels:
+    """The covered pixels of a batch of views: flat ``index`` into (views * H * W), their
+    ``view``, ``face``, ``bary``, ``normal`` and ``uv`` as tensors on the shading device."""
 
-    def __init__(self, mesh: Mesh, normals: np.ndarray, device) -> None:
+    def __init__(self, gb, device) -> None:
+        import torch
+
+        flat = gb.face.reshape(-1)
+        index = np.flatnonzero(flat >= 0)
+        self.view = index // (gb.face.shape[1] * gb.face.shape[2])
+        self.index_np = index
+        self.index = torch.as_tensor(index, device=device)
+
+        def take(array):
+            return None if array is None else torch.as_tensor(array.reshape(len(flat), -1)[index], device=device)
+
+        self.face = torch.as_tensor(flat[index], device=device).long()
+        self.bary = take(gb.bary)
+        self.normal = take(gb.normal)
+        self.uv = take(gb.uv)
+
+    def scatter(self, target: np.ndarray, values) -> None:
+        """Write per-pixel ``values`` into the image array ``target`` (views, H, W[, C])."""
+        flat = target.reshape(-1, *target.shape[3:])  # a view: target is contiguous
+        flat[self.index_np] = values.cpu().numpy()
+
+
+class _Geometry:
+    """Mesh attributes interpolated at covered pixels (for shading: positions, colours, PRT)."""
+
+    def __init__(self, mesh: Mesh, device) -> None:
         import torch
 
         self.faces = torch.as_tensor(mesh.faces, device=device).long()
         self.vertices = torch.as_tensor(mesh.vertices, device=device)
-        self.vertex_normals = torch.as_tensor(normals, device=device)
-        self.face_uvs = torch.as_tensor(mesh.face_uvs, device=device).long() if mesh.has_uvs else None
-        self.uvs = torch.as_tensor(mesh.uvs, device=device) if mesh.has_uvs else None
-        self.labels = (
-            torch.as_tensor(mesh.vertex_labels, device=device).long() if mesh.vertex_labels is not None else None
-        )
 
-    def corners(self, face, valid):
-        import torch
+    def interpolate(self, values, index, px: _Pixels):
+        """Per-corner ``values[index[face]]`` weighted by the barycentric coordinates."""
+        return (values[index[px.face]] * px.bary[..., None]).sum(-2)
 
-        return self.faces[torch.where(valid, face, torch.zeros_like(face))]  # (..., 3)
-
-    def interpolate(self, values, index, face, bary, valid):
-        import torch
-
-        corner = index[torch.where(valid, face, torch.zeros_like(face))]  # (..., 3)
-        out = (values[corner] * bary[..., None]).sum(-2)
-        return torch.where(valid[..., None], out, torch.zeros_like(out))
-
-    def normal(self, face, bary, valid):
-        import torch
-
-        n = self.interpolate(self.vertex_normals, self.faces, face, bary, valid)
-        return torch.nn.functional.normalize(n, dim=-1) * valid[..., None]
-
-    def uv(self, face, bary, valid):
-        import torch
-
-        uv = self.interpolate(self.uvs, self.face_uvs, face, bary, valid)
-        return torch.where(valid[..., None], uv, torch.full_like(uv, -1.0))  # -1: background
-
-    def label(self, face, bary, valid):
-        import torch
-
-        corner = self.corners(face, valid)
-        nearest = torch.gather(corner, -1, bary.argmax(-1, keepdim=True))[..., 0]
-        return torch.where(valid, self.labels[nearest], torch.full_like(nearest, -1)).to(torch.int16)
+    def position(self, px: _Pixels):
+        return self.interpolate(self.vertices, self.faces, px)
 
 
 class _Albedo:
@@ -222,25 +214,24 @@ class _Albedo:
             self.colors = torch.as_tensor(mesh.vertex_colors, device=device).float() / 255.0
         self.flat = torch.tensor(config.flat_color, device=device).float() / 255.0
 
-    def sample(self, face, bary, valid, g: _Geometry):
+    def sample(self, px: _Pixels, g: _Geometry):
         import torch
 
         if self.source == "texture":
-            uv = g.interpolate(g.uvs, g.face_uvs, face, bary, valid)
-            b, h, w = face.shape
-            grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], -1).reshape(1, b * h, w, 2)
+            uv = px.uv
+            grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).reshape(1, -1, 1, 2)
             rgb = torch.nn.functional.grid_sample(
                 self.texture, grid, mode="bilinear", padding_mode="border", align_corners=False
             )
-            return rgb[0].permute(1, 2, 0).reshape(b, h, w, 3)
+            return rgb[0, :, :, 0].T
         if self.source == "vertex":
-            return g.interpolate(self.colors, g.faces, face, bary, valid)
-        return self.flat.expand(*face.shape, 3).clone()
+            return g.interpolate(self.colors, g.faces, px)
+        return self.flat.expand(len(px.face), 3).clone()
 
 
 class _Backgrounds:
     def __init__(self, config: RenderConfig, rng: np.random.Generator) -> None:
-        self.color = np.asarray(config.background, dtype=np.float32) / 255.0
+        self.color = np.asarray(config.background, dtype=np.uint8)
         self.rng = rng
         self.images: list[Path] = []
         if config.background_dir is not None:
@@ -252,8 +243,9 @@ class _Backgrounds:
                 raise InputError("no images (.png, .jpg, ...) in the background folder", folder)
 
     def take(self, count: int, h: int, w: int) -> np.ndarray:
+        """(count, h, w, 3) uint8 backgrounds."""
         if not self.images:
-            return np.broadcast_to(self.color, (count, h, w, 3)).copy()
+            return np.broadcast_to(self.color, (count, h, w, 3))
         return np.stack([self._crop(self.images[self.rng.integers(len(self.images))], h, w) for _ in range(count)])
 
     def _crop(self, path: Path, h: int, w: int) -> np.ndarray:
@@ -267,7 +259,7 @@ class _Backgrounds:
                     im = im.resize((int(np.ceil(im.width * scale)), int(np.ceil(im.height * scale))), Image.BILINEAR)
                 x = int(self.rng.integers(0, im.width - w + 1))
                 y = int(self.rng.integers(0, im.height - h + 1))
-                return np.asarray(im.crop((x, y, x + w, y + h)), dtype=np.float32) / 255.0
+                return np.asarray(im.crop((x, y, x + w, y + h)), dtype=np.uint8)
         except OSError as exc:
             raise InputError(f"unreadable background image ({exc})", path) from None
 
@@ -302,29 +294,27 @@ def _light_directions(cameras: Cameras, rng: np.random.Generator) -> np.ndarray:
     return np.stack(out)
 
 
-def _shade(config, face, bary, valid, nrm, views, env, transfer, lights, g, caster, tdev):
+def _shade(config, px, nrm, views, env, transfer, lights, g, caster, tdev):
+    """(P, 3) shading factors at covered pixels (multiplied with linear albedo)."""
     import torch
 
+    view = torch.as_tensor(px.view, device=tdev)
     if config.lighting == "sh":
         coeffs = torch.as_tensor(env[views] * L.BAND[None, :, None], dtype=torch.float32, device=tdev)
-        return torch.einsum("bhwk,bkc->bhwc", L.sh_basis(nrm), coeffs).clamp(min=0) / np.pi
+        return torch.einsum("pk,pkc->pc", L.sh_basis(nrm), coeffs[view]).clamp(min=0) / np.pi
     if config.lighting == "prt":
         coeffs = torch.as_tensor(env[views], dtype=torch.float32, device=tdev)
-        t = g.interpolate(transfer, g.faces, face, bary, valid)
-        return torch.einsum("bhwk,bkc->bhwc", t, coeffs).clamp(min=0) / np.pi
-    # directional, with a shadow ray from every lit pixel
-    light = torch.as_tensor(lights[views], dtype=torch.float32, device=tdev)
-    cos = (nrm * light[:, None, None, :]).sum(-1).clamp(min=0) * valid
-    lit = cos > 0
-    if lit.any():
-        corner = g.corners(face, lit)
-        points = (g.vertices[corner] * bary[..., None]).sum(-2)
-        idx = lit.nonzero(as_tuple=True)
-        origins = points[idx] + 1e-4 * caster.extent * nrm[idx]
-        directions = light[idx[0]]
-        blocked = torch.as_tensor(caster.occluded(origins.cpu().numpy(), directions.cpu().numpy()), device=tdev)
-        cos[idx] = torch.where(blocked, torch.zeros_like(cos[idx]), cos[idx])
-    return (config.ambient + (1 - config.ambient) * cos)[..., None].expand(*cos.shape, 3)
+        t = g.interpolate(transfer, g.faces, px)
+        return torch.einsum("pk,pkc->pc", t, coeffs[view]).clamp(min=0) / np.pi
+    # directional, with a shadow ray from every pixel facing the light
+    light = torch.as_tensor(lights[views], dtype=torch.float32, device=tdev)[view]
+    cos = (nrm * light).sum(-1).clamp(min=0)
+    lit = (cos > 0).nonzero(as_tuple=True)[0]
+    if len(lit):
+        origins = g.position(px)[lit] + 1e-4 * caster.extent * nrm[lit]
+        blocked = caster.occluded(origins.cpu().numpy(), light[lit].cpu().numpy())
+        cos[lit[torch.as_tensor(blocked, device=tdev)]] = 0.0
+    return (config.ambient + (1 - config.ambient) * cos)[:, None].expand(-1, 3)
 
 
 def _srgb_to_linear(c):
