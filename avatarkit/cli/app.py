@@ -76,12 +76,13 @@ def _root(
 
 
 def _register() -> None:
-    from avatarkit.cli import convert, inspect, render, sample_sdf, synth, voxelize
+    from avatarkit.cli import convert, inspect, render, sample_sdf, synth, unwrap_uv, voxelize
 
     app.command("synth")(synth.synth)
     app.command("render")(render.render)
     app.command("sample-sdf")(sample_sdf.sample_sdf)
     app.command("voxelize")(voxelize.voxelize)
+    app.command("unwrap-uv")(unwrap_uv.unwrap_uv)
     app.command("inspect")(inspect.inspect)
     app.command("convert")(convert.convert)
 

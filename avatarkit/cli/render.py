@@ -177,7 +177,7 @@ def _render_one(src, dst, *, rig_options, config, texture, export, seed, device,
         )
     if export is not None:
         from avatarkit.io.cameras import idr_scale_mat
-        from avatarkit.io.views_export import write_idr_folder, write_png_folder
+        from avatarkit.io.view_folders import write_idr_folder, write_png_folder
 
         folder = dst.parent
         if export == "idr":

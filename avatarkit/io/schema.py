@@ -98,6 +98,7 @@ KINDS: dict[str, KindSpec] = {
             Field("/texture", "texture", "uint8", ("H", "W", 3)),
             Field("/visibility", "visibility", "float32", ("H", "W")),
             Field("/normal_map", "normal_map", "float32", ("H", "W", 3), False),
+            Field("/mirrored", "mirrored", "uint8", ("H", "W"), False),
         ),
     ),
     "transform": KindSpec(

@@ -103,13 +103,15 @@ class Texture:
     Attributes:
         texture: (H, W, 3) uint8 sRGB, row 0 is v = 1.
         visibility: (H, W) float32 in [0, 1], how well each texel was seen.
-        normal_map: (H, W, 3) float32 texel-space normals, or None.
+        normal_map: (H, W, 3) float32 world-frame surface normal at each texel, or None.
+        mirrored: (H, W) uint8, 1 where the colour came from the mirror texel, or None.
         attrs: how it was made.
     """
 
     texture: np.ndarray
     visibility: np.ndarray
     normal_map: np.ndarray | None = None
+    mirrored: np.ndarray | None = None
     attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

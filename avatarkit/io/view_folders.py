@@ -1,4 +1,5 @@
-"""Views for other tools: the IDR/H3DS folder layout, and PNG files with a contact sheet."""
+"""Views as folders of images: the IDR/H3DS layout (written and read), and PNG files with a
+contact sheet."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarkit.errors import InputError
 from avatarkit.io.atomic import atomic_path
 from avatarkit.structures import Views
 
@@ -65,3 +67,50 @@ def contact_sheet(images: np.ndarray, max_side: int = 2048) -> np.ndarray:
         r, c = divmod(i, cols)
         sheet[r * sh : (r + 1) * sh, c * sw : (c + 1) * sw] = image
     return sheet
+
+
+def read_idr_folder(folder: Path) -> Views:
+    """Views from an IDR/H3DS folder: ``image/*.png|jpg`` in name order, optional ``mask/``
+    (a pixel is in the mask when any channel is above 127), ``cameras.npz``."""
+    from PIL import Image
+
+    from avatarkit.io.cameras import read_idr
+
+    folder = Path(folder)
+    if not (folder / "cameras.npz").exists():
+        raise InputError("no cameras.npz in this folder (an IDR/H3DS folder has image/, mask/, cameras.npz)", folder)
+    suffixes = (".png", ".jpg", ".jpeg")
+    images = sorted(p for p in (folder / "image").glob("*") if p.suffix.lower() in suffixes)
+    if not images:
+        raise InputError("no images in image/", folder)
+    cameras = read_idr(folder / "cameras.npz")
+    if len(cameras) != len(images):
+        raise InputError(f"{len(images)} images in image/ but {len(cameras)} cameras in cameras.npz", folder)
+    rgb = []
+    for path in images:
+        try:
+            with Image.open(path) as im:
+                rgb.append(np.asarray(im.convert("RGB")))
+        except OSError as exc:
+            raise InputError(f"unreadable image ({exc})", path) from None
+    shapes = {im.shape for im in rgb}
+    if len(shapes) > 1:
+        raise InputError(f"images differ in size: {sorted(shapes)}", folder)
+    h, w = rgb[0].shape[:2]
+    masks = sorted(p for p in (folder / "mask").glob("*") if p.suffix.lower() in suffixes)
+    if masks:
+        if len(masks) != len(images):
+            raise InputError(f"{len(masks)} masks for {len(images)} images", folder)
+        mask = []
+        for path in masks:
+            with Image.open(path) as im:
+                m = np.asarray(im.convert("L")) > 127
+            if m.shape != (h, w):
+                raise InputError(f"mask is {m.shape[1]} x {m.shape[0]}, its image {w} x {h}", path)
+            mask.append(m.astype(np.uint8) * 255)
+    else:
+        mask = [np.full((h, w), 255, np.uint8)] * len(rgb)
+    k = cameras.K.copy()
+    return Views(
+        k.astype(np.float32), cameras.world_to_cam.astype(np.float32), "perspective", np.stack(rgb), np.stack(mask)
+    )
