@@ -32,3 +32,19 @@ def test_voxelize_on_cuda_matches_cpu():
     for sign in ("winding", "parity"):
         cpu, gpu = (voxelize(mesh, grid, sign, surface=True, device=d).occupancy for d in ("cpu", "cuda"))
         assert np.array_equal(cpu, gpu)
+
+
+def test_render_and_unwrap_on_cuda_match_cpu(textured_sphere):
+    from avatarkit.render.cameras import orbit
+    from avatarkit.render.render import RenderConfig, render
+    from avatarkit.texture.unwrap import unwrap
+
+    cams = orbit(np.array([0.0, 1.0, 0.0]), 0.5, [0.0, 120.0, 240.0], [15.0], (96, 96))
+    for lighting in ("none", "sh", "prt", "directional"):
+        cpu, gpu = (render(textured_sphere, cams, RenderConfig(lighting=lighting), device=d) for d in ("cpu", "cuda"))
+        assert np.array_equal(cpu.mask, gpu.mask)
+        assert np.abs(cpu.depth - gpu.depth).max() < 1e-4
+        assert np.mean(np.abs(cpu.rgb.astype(int) - gpu.rgb.astype(int)) <= 1) > 0.99
+    views = render(textured_sphere, cams, RenderConfig())
+    a, b = (unwrap(textured_sphere, views, size=64, device=d) for d in ("cpu", "cuda"))
+    assert np.mean(np.abs(a.texture.astype(int) - b.texture.astype(int)) <= 1) > 0.99
