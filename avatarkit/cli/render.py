@@ -16,7 +16,9 @@ Color = tuple[int, int, int]
 def render(
     inputs: Annotated[list[Path], typer.Argument(help="Meshes: mesh .h5, .obj, .ply, .glb, .gltf, .off.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="A .h5 file (one input) or a folder.")],
-    views: Annotated[int, typer.Option(help="Cameras evenly spaced in yaw (per --pitch).")] = 8,
+    views: Annotated[
+        int | None, typer.Option(help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu).")
+    ] = None,
     pitch: Annotated[
         list[float] | None, typer.Option(help="Camera elevation in degrees; repeat for several rings.")
     ] = None,
@@ -28,7 +30,7 @@ def render(
     ] = "orbit",
     preset: Annotated[
         Literal["pifu"] | None,
-        typer.Option(help="pifu: 360 yaw steps, orthographic, 512 x 512, subject scaled as PIFu does."),
+        typer.Option(help="pifu: orthographic, 512 x 512, 360 yaw steps (or --views), subject scaled as PIFu does."),
     ] = None,
     cameras: Annotated[
         Path | None, typer.Option(help="Cameras from a file: IDR/H3DS cameras.npz, NeRF transforms.json, views .h5.")
@@ -77,7 +79,7 @@ def render(
 
     if size is not None and size < 1:
         raise OptionError(f"--size must be positive, got {size}")
-    if views < 1:
+    if views is not None and views < 1:
         raise OptionError(f"--views must be positive, got {views}")
     config = RenderConfig(
         lighting=lighting,
@@ -136,8 +138,8 @@ def make_cameras(mesh, views, pitches, size, projection, fov, rig, preset, camer
             raise OptionError("--cameras and --preset both set the cameras; give one")
         return read_cameras(cameras, None if size is None else (size, size))
     if preset == "pifu":
-        return C.pifu_rig(mesh.vertices, size or 512)
-    size = size or 512
+        return C.pifu_rig(mesh.vertices, size or 512, np.arange(views or 360) * 360.0 / (views or 360), pitches)
+    size, views = size or 512, views or 8
     v = mesh.vertices.astype(np.float64)
     center = 0.5 * (v.min(0) + v.max(0))
     radius = float(np.linalg.norm(v - center, axis=1).max())
