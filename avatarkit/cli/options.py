@@ -21,3 +21,5 @@ Units = Annotated[
 Up = Annotated[str, typer.Option("--up", help="Up axis of input mesh files: y or z (Z-up meshes face -Y).")]
 OutputDir = Annotated[Path, typer.Option("--output", "-o", help="Output folder, one file per input.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; the CPU threads are shared among them.")]
+Bounds = tuple[float, float, float, float, float, float]
+"""A box, MINX MINY MINZ MAXX MAXY MAXZ in metres."""

@@ -8,9 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import batch, console
-from avatarkit.cli.options import Device, Jobs, Json, Overwrite, Quiet, Seed, Units, Up
-
-Bounds = tuple[float, float, float, float, float, float]
+from avatarkit.cli.options import Bounds, Device, Jobs, Json, Overwrite, Quiet, Seed, Units, Up
 
 
 def sample_sdf(
