@@ -76,13 +76,14 @@ def _root(
 
 
 def _register() -> None:
-    from avatarkit.cli import convert, inspect, render, sample_sdf, synth, unwrap_uv, voxelize
+    from avatarkit.cli import convert, evaluate_chamfer, inspect, render, sample_sdf, synth, unwrap_uv, voxelize
 
     app.command("synth")(synth.synth)
     app.command("render")(render.render)
     app.command("sample-sdf")(sample_sdf.sample_sdf)
     app.command("voxelize")(voxelize.voxelize)
     app.command("unwrap-uv")(unwrap_uv.unwrap_uv)
+    app.command("evaluate-chamfer")(evaluate_chamfer.evaluate_chamfer)
     app.command("inspect")(inspect.inspect)
     app.command("convert")(convert.convert)
 

@@ -1,0 +1,1 @@
+"""Evaluation: surface metrics between meshes, named protocols, alignment."""

@@ -1,0 +1,64 @@
+"""Where a prediction fails: its vertices coloured by their distance to the ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from avatarkit.errors import OptionError
+from avatarkit.structures import Mesh
+
+# blue (0) -> cyan -> green -> yellow -> red (the largest distance shown)
+_STOPS = np.array([[0, 0, 255], [0, 255, 255], [0, 255, 0], [255, 255, 0], [255, 0, 0]], dtype=np.float64)
+
+
+def colormap(values: np.ndarray, vmax: float) -> np.ndarray:
+    """(N, 3) uint8 colours for ``values`` in [0, vmax] (clipped)."""
+    x = np.clip(values / max(vmax, 1e-12), 0, 1) * (len(_STOPS) - 1)
+    i = np.minimum(np.floor(x).astype(int), len(_STOPS) - 2)
+    f = (x - i)[:, None]
+    return np.rint(_STOPS[i] * (1 - f) + _STOPS[i + 1] * f).astype(np.uint8)
+
+
+def error_mesh(pred: Mesh, gt: Mesh, device: str = "cpu") -> tuple[Mesh, float]:
+    """``pred`` with vertex colours by distance to ``gt``'s surface, and the distance shown as red
+    (the 95th percentile, at least 1 mm)."""
+    from avatarkit.geometry.sdf import MeshDistance
+
+    d = np.abs(MeshDistance(gt.vertices, gt.faces, device).query(pred.vertices, "normal").sdf)
+    vmax = max(float(np.percentile(d, 95)), 1e-3)
+    return Mesh(pred.vertices, pred.faces, vertex_colors=colormap(d, vmax)), vmax
+
+
+def write_heatmap(path: Path, pred: Mesh, gt: Mesh, device: str = "cpu") -> float:
+    """Write the coloured prediction as ``.ply``, or a ``.png`` of it from the front and the
+    side with a colour bar; return the distance (metres) shown as red."""
+    from avatarkit.io.atomic import atomic_path
+
+    path = Path(path)
+    mesh, vmax = error_mesh(pred, gt, device)
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
+        from avatarkit.io.meshfile import save_mesh
+
+        save_mesh(mesh, path)
+        return vmax
+    if suffix != ".png":
+        raise OptionError(f"--heatmap must end in .ply or .png, got {path.name}")
+    from PIL import Image
+
+    from avatarkit.render.cameras import orbit
+    from avatarkit.render.render import RenderConfig, render
+
+    v = mesh.vertices.astype(np.float64)
+    center = 0.5 * (v.min(0) + v.max(0))
+    cameras = orbit(center, float(np.linalg.norm(v - center, axis=1).max()), [0.0, 90.0], [0.0], (512, 512))
+    views = render(
+        mesh, cameras, RenderConfig(albedo="vertex", lighting="sh", background=(255, 255, 255)), device=device
+    )
+    bar = np.repeat(colormap(np.linspace(0, vmax, 1024), vmax)[None], 16, axis=0)
+    image = np.concatenate([np.concatenate(list(views.rgb), axis=1), bar], axis=0)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return vmax
