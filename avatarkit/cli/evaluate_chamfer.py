@@ -14,9 +14,21 @@ from avatarkit.cli.options import Device, Json, Quiet, Seed, Up
 def evaluate_chamfer(
     pred: Annotated[Path, typer.Argument(help="Predicted mesh, a folder of them, or a pairs file (PRED GT per line).")],
     gt: Annotated[Path | None, typer.Argument(help="Ground-truth mesh or folder (matched by file stem).")] = None,
-    protocol: Annotated[Literal["default", "pifuhd"], typer.Option(help="Named protocol (docs/evaluation.md).")] = (
-        "default"
-    ),
+    protocol: Annotated[
+        Literal["default", "pifuhd", "h3ds"], typer.Option(help="Named protocol (docs/evaluation.md).")
+    ] = "default",
+    region: Annotated[
+        Literal["face"] | None, typer.Option(help="h3ds: evaluate the ground truth's face region only.")
+    ] = None,
+    landmarks_pred: Annotated[
+        Path | None, typer.Option(help="h3ds: landmarks on the prediction, 'name vertex_id' lines.")
+    ] = None,
+    landmarks_gt: Annotated[
+        Path | None, typer.Option(help="h3ds: landmarks on the ground truth (default: the mesh file's).")
+    ] = None,
+    gt_region: Annotated[
+        Path | None, typer.Option(help="h3ds: the ground truth's face region, vertex indices.")
+    ] = None,
     samples: Annotated[int | None, typer.Option(help="Points sampled per surface (default: the protocol's).")] = None,
     tau: Annotated[list[float] | None, typer.Option(help="F-score threshold in metres; repeat for several.")] = None,
     units: Annotated[
@@ -48,6 +60,21 @@ def evaluate_chamfer(
     from avatarkit.errors import OptionError
     from avatarkit.evaluate.chamfer import PROTOCOLS
 
+    h3ds = {"region": region, "landmarks_pred": landmarks_pred, "landmarks_gt": landmarks_gt, "gt_region": gt_region}
+    if protocol != "h3ds" and any(v is not None for v in h3ds.values()):
+        raise OptionError("--region, --landmarks-pred, --landmarks-gt and --gt-region belong to --protocol h3ds")
+    if protocol == "h3ds":
+        pairs = _pairs(pred, gt)
+        if len(pairs) != 1:
+            raise OptionError("--protocol h3ds takes one pair (its landmark and region files are per scene)")
+        row = _evaluate_h3ds(*pairs[0], h3ds, input_units, up, output, heatmap, resolve_device(device))
+        if json:
+            console.emit_json(row)
+        else:
+            console.info(
+                f"{row['pred']}: gt_to_pred {row['gt_to_pred']:.4g} mm, pred_to_gt {row['pred_to_gt']:.4g} mm", quiet
+            )
+        return
     chosen = PROTOCOLS[protocol]
     given = {"samples": samples, "units": units, "taus": tuple(tau) if tau else None}
     changes = {k: v for k, v in given.items() if v is not None}
@@ -147,6 +174,37 @@ def _evaluate_pair(pred, gt, protocol, seed, device, input_units, up, output, he
 
         write_heatmap(heatmap, prediction, ground_truth, device)
     return row
+
+
+def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) -> dict:
+    from avatarkit.evaluate.h3ds import evaluate_h3ds, mesh_landmarks, read_landmark_file, read_region_file
+    from avatarkit.io.hdf5 import write_artifact
+    from avatarkit.io.meshfile import HDF5_SUFFIXES, load_mesh
+
+    def load(path):
+        return load_mesh(path, None if path.suffix.lower() in HDF5_SUFFIXES else input_units, up)
+
+    prediction, ground_truth = load(pred), load(gt)
+    lp = read_landmark_file(options["landmarks_pred"]) if options["landmarks_pred"] else mesh_landmarks(prediction)
+    lg = read_landmark_file(options["landmarks_gt"]) if options["landmarks_gt"] else mesh_landmarks(ground_truth)
+    region_gt = read_region_file(options["gt_region"]) if options["gt_region"] else None
+    metrics, aligned = evaluate_h3ds(prediction, ground_truth, lp or None, lg or None, region_gt, options["region"])
+    if output is not None:
+        write_artifact(output, metrics, console.provenance([pred, gt]))
+    if heatmap is not None:
+        from avatarkit.evaluate.heatmap import write_heatmap
+
+        write_heatmap(heatmap, aligned, ground_truth, device)
+    return {
+        "pred": str(pred),
+        "gt": str(gt),
+        "protocol": "h3ds",
+        "units": "mm",
+        "region": options["region"] or "full head",
+        "landmarks": bool(lp and lg),
+        "n_samples": len(prediction.vertices),
+        **metrics.values,
+    }
 
 
 def _line(row: dict) -> str:
