@@ -42,7 +42,8 @@ def test_a_similarity_moved_prediction_is_aligned_back(head):
     bumped = head.vertices.copy()
     bumped[near, 2] += 0.005
     bump, _ = evaluate_h3ds(Mesh(bumped, head.faces), head, landmarks, landmarks)
-    assert bump.values["pred_to_gt"] > 10 * metrics.values["pred_to_gt"]
+    assert bump.per_point["pred_to_gt"].max() > 3.0  # mm, at the nose
+    assert np.median(bump.per_point["pred_to_gt"]) < 0.1  # the rest stays put
 
 
 def test_face_region_and_bad_inputs(head):
