@@ -76,7 +76,17 @@ def _root(
 
 
 def _register() -> None:
-    from avatarkit.cli import convert, evaluate_chamfer, inspect, render, sample_sdf, synth, unwrap_uv, voxelize
+    from avatarkit.cli import (
+        convert,
+        evaluate_chamfer,
+        icp_align,
+        inspect,
+        render,
+        sample_sdf,
+        synth,
+        unwrap_uv,
+        voxelize,
+    )
 
     app.command("synth")(synth.synth)
     app.command("render")(render.render)
@@ -84,6 +94,7 @@ def _register() -> None:
     app.command("voxelize")(voxelize.voxelize)
     app.command("unwrap-uv")(unwrap_uv.unwrap_uv)
     app.command("evaluate-chamfer")(evaluate_chamfer.evaluate_chamfer)
+    app.command("icp-align")(icp_align.icp_align)
     app.command("inspect")(inspect.inspect)
     app.command("convert")(convert.convert)
 

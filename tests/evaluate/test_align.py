@@ -1,0 +1,87 @@
+"""icp-align: Umeyama without reflections, ICP recovering rigid and similarity transforms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import assert_clean_failure, invoke
+from scipy.spatial.transform import Rotation
+
+from avatarkit.errors import OptionError
+from avatarkit.evaluate.align import icp, umeyama
+from avatarkit.geometry.surface import sample_surface, surface_normals
+from avatarkit.io.hdf5 import read_artifact, write_artifact
+from avatarkit.structures import Mesh
+
+
+def _similarity(rng, max_degrees=15.0, max_shift=0.05, max_scale=0.1):
+    axis = rng.normal(size=3)
+    rot = Rotation.from_rotvec(axis / np.linalg.norm(axis) * np.radians(rng.uniform(5, max_degrees))).as_matrix()
+    m = np.eye(4)
+    m[:3, :3] = rng.uniform(1 - max_scale, 1 + max_scale) * rot if max_scale else rot
+    m[:3, 3] = rng.uniform(-max_shift, max_shift, 3)
+    return m
+
+
+def _apply(m, points):
+    return points @ m[:3, :3].T + m[:3, 3]
+
+
+def test_umeyama_is_exact_and_never_reflects_unless_asked():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(10, 3))
+    m = _similarity(rng)
+    assert np.allclose(umeyama(src, _apply(m, src)), m, atol=1e-10)
+    mirrored = src * np.array([-1.0, 1.0, 1.0])
+    assert np.linalg.det(umeyama(src, mirrored)[:3, :3]) > 0
+    assert np.linalg.det(umeyama(src, mirrored, allow_reflection=True)[:3, :3]) < 0
+    with pytest.raises(OptionError):
+        umeyama(src[:2], src[:2])
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_icp_recovers_transforms_between_two_samplings_of_a_human(make_generator, scale):
+    human = make_generator(seed=4).subject(0)
+    rng = np.random.default_rng(1 + scale)
+    for _ in range(2):
+        m = _similarity(rng, max_scale=0.1 if scale else 0.0)
+        a = sample_surface(human, 30000, np.random.default_rng(2))
+        b = sample_surface(human, 30000, np.random.default_rng(3))
+        target_mesh = Mesh(_apply(m, human.vertices.astype(np.float64)), human.faces)
+        result = icp(
+            a.points,
+            _apply(m, b.points),
+            scale=scale,
+            source_normals=surface_normals(human, a.face, a.bary),
+            target_normals=surface_normals(target_mesh, b.face, b.bary),
+            target_mesh=target_mesh,
+        )
+        moved = _apply(result.source_to_target, human.vertices.astype(np.float64))
+        assert np.abs(moved - target_mesh.vertices).max() < 1e-4  # every vertex within 0.1 mm
+        assert result.scale == pytest.approx(np.cbrt(np.linalg.det(m[:3, :3])), abs=1e-5)
+
+
+def test_cli_with_landmarks_scale_and_aligned_output(make_generator, tmp_path):
+    human = make_generator(seed=5).subject(0)
+    m = _similarity(np.random.default_rng(7))
+    moved = human.transformed(np.eye(4))
+    moved.vertices = _apply(m, human.vertices.astype(np.float64)).astype(np.float32)
+    moved.landmarks = None
+    src, tgt = write_artifact(tmp_path / "src.h5", human), write_artifact(tmp_path / "tgt.h5", moved)
+    ids = {n: v for n, v in zip(human.landmarks.names, human.landmarks.vertex_ids, strict=True) if v >= 0}
+    (tmp_path / "lm.txt").write_text("\n".join(f"{n} {v}" for n, v in ids.items()))
+    out = tmp_path / "T.h5"
+    args = ["--landmarks-source", tmp_path / "lm.txt", "--landmarks-target", tmp_path / "lm.txt"]
+    r = invoke("icp-align", src, tgt, "-o", out, "--scale", *args, "--aligned", tmp_path / "al.h5", "--json")
+    assert r.exit_code == 0, r.output
+    t = read_artifact(out, "transform")
+    assert np.allclose(t.source_to_target, m, atol=1e-4) and t.fitness > 0.99
+    aligned = read_artifact(tmp_path / "al.h5", "mesh")
+    assert np.abs(aligned.vertices - moved.vertices).max() < 2e-4
+    assert json.loads(r.stdout)["scale"] == pytest.approx(t.scale)
+    (tmp_path / "other.txt").write_text("chin 1\nbrow 2\nnape 3\n")
+    bad = ["--landmarks-source", tmp_path / "other.txt", "--landmarks-target", tmp_path / "lm.txt"]
+    assert_clean_failure(invoke("icp-align", src, tgt, "-o", tmp_path / "x.h5", *bad), "landmark names do not match")
+    assert not (tmp_path / "x.h5").exists()
