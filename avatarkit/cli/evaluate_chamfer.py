@@ -15,7 +15,7 @@ def evaluate_chamfer(
     pred: Annotated[Path, typer.Argument(help="Predicted mesh, a folder of them, or a pairs file (PRED GT per line).")],
     gt: Annotated[Path | None, typer.Argument(help="Ground-truth mesh or folder (matched by file stem).")] = None,
     protocol: Annotated[
-        Literal["default", "pifuhd", "h3ds"], typer.Option(help="Named protocol (docs/evaluation.md).")
+        Literal["default", "pifuhd", "icon", "h3ds"], typer.Option(help="Named protocol (docs/evaluation.md).")
     ] = "default",
     region: Annotated[
         Literal["face"] | None, typer.Option(help="h3ds: evaluate the ground truth's face region only.")
@@ -138,7 +138,7 @@ def _pairs(pred: Path, gt: Path | None) -> list[tuple[Path, Path]]:
 
 def _evaluate_pair(pred, gt, protocol, seed, device, input_units, up, output, heatmap) -> dict:
     from avatarkit.errors import MeshError
-    from avatarkit.evaluate.chamfer import evaluate_meshes, failed_metrics
+    from avatarkit.evaluate.chamfer import evaluate_icon, evaluate_meshes, failed_metrics
     from avatarkit.io.hdf5 import write_artifact
     from avatarkit.io.meshfile import HDF5_SUFFIXES, load_mesh
 
@@ -155,6 +155,8 @@ def _evaluate_pair(pred, gt, protocol, seed, device, input_units, up, output, he
         prediction, error = None, str(exc)
     if prediction is None:
         metrics = failed_metrics(protocol)
+    elif protocol.name == "icon":
+        metrics = evaluate_icon(prediction, ground_truth, protocol, seed, device)
     else:
         metrics = evaluate_meshes(prediction, ground_truth, protocol, seed, device)
     row = {
@@ -209,6 +211,8 @@ def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) 
 
 def _line(row: dict) -> str:
     keys = ("chamfer_l1", "accuracy", "completeness", "p2s", "normal_consistency")
+    if row["protocol"] == "icon":
+        keys = ("chamfer", "p2s")
     numbers = ", ".join(f"{k} {row[k]:.4g}" for k in keys)
     return f"{row['pred']}: {numbers} ({row['units']})" + (f" [{row['error']}]" if "error" in row else "")
 

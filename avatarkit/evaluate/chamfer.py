@@ -1,5 +1,5 @@
 """Surface-to-surface metrics between a predicted and a ground-truth mesh (the core of
-``avatarkit evaluate-chamfer``). Every choice is documented in ``docs/evaluation.md``.
+``avatarkit evaluate-chamfer``; the ``h3ds`` protocol lives in ``avatarkit.evaluate.h3ds``). Every choice is documented in ``docs/evaluation.md``.
 
 Both surfaces are sampled area-uniformly (``samples`` points each, seeded). Then, in
 metres:
@@ -59,7 +59,35 @@ PROTOCOLS = {
         taus=(0.01, 0.02),
         source="PIFuHD-style: 10k samples per surface, reported in centimetres",
     ),
+    "icon": Protocol(
+        "icon",
+        samples=1000,
+        units="cm",
+        taus=(),
+        source="ICON, Evaluator.calculate_chamfer_p2s: 1k samples, point-to-surface both ways, x100",
+    ),
 }
+
+
+def evaluate_icon(pred: Mesh, gt: Mesh, protocol: Protocol = PROTOCOLS["icon"], seed: int = 0, device="cpu"):
+    """ICON's two numbers (``Evaluator.calculate_chamfer_p2s``): ``p2s``, the mean distance
+    from ``samples`` ground-truth samples to the predicted surface, and ``chamfer``, the mean
+    of that and the distance from as many predicted samples to the ground-truth surface;
+    both x100 (centimetres for metre meshes)."""
+    from avatarkit.geometry.sdf import MeshDistance
+
+    rng = np.random.default_rng(seed)
+    sg = sample_surface(gt, protocol.samples, rng).points
+    sp = sample_surface(pred, protocol.samples, rng).points
+    gt_to_pred = np.abs(MeshDistance(pred.vertices, pred.faces, device).query(sg, "normal").sdf)
+    pred_to_gt = np.abs(MeshDistance(gt.vertices, gt.faces, device).query(sp, "normal").sdf)
+    scale = UNITS[protocol.units]
+    values = {
+        "p2s": float(gt_to_pred.mean() * scale),
+        "chamfer": float(0.5 * (gt_to_pred.mean() + pred_to_gt.mean()) * scale),
+    }
+    per_point = {"p2s": (gt_to_pred * scale).astype(np.float32), "pred_to_gt": (pred_to_gt * scale).astype(np.float32)}
+    return Metrics(values, protocol.units, protocol.name, per_point)
 
 
 def evaluate_meshes(
@@ -123,8 +151,10 @@ def evaluate_meshes(
     return Metrics(values, protocol.units, protocol.name, per_point)
 
 
-def failed_metrics(protocol: Protocol, taus=None) -> Metrics:
+def failed_metrics(protocol: Protocol) -> Metrics:
     """The metrics of an empty prediction: every distance infinite, every score 0."""
+    if protocol.name == "icon":
+        return Metrics(dict.fromkeys(("p2s", "chamfer"), float("inf")), protocol.units, protocol.name)
     values = dict.fromkeys(("accuracy", "completeness", "chamfer_l1", "chamfer_l2", "p2s", "hausdorff"), float("inf"))
     values["normal_consistency"] = 0.0
     for tau in protocol.taus:

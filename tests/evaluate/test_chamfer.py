@@ -114,5 +114,15 @@ def test_cli_bad_inputs(tmp_path):
 
 
 def test_protocols_are_documented():
-    assert set(PROTOCOLS) == {"default", "pifuhd"}
+    assert set(PROTOCOLS) == {"default", "pifuhd", "icon"}
     assert all(p.source for p in PROTOCOLS.values())
+
+
+def test_icon_protocol_is_point_to_surface_both_ways_in_cm(tmp_path):
+    pred = save_mesh(sphere(0.5, 4), tmp_path / "pred.obj")[0]
+    gt = write_artifact(tmp_path / "gt.h5", sphere(0.6, 4))
+    r = invoke("evaluate-chamfer", pred, gt, "--protocol", "icon", "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)
+    assert row["n_samples"] == 1000 and row["units"] == "cm"
+    assert row["p2s"] == pytest.approx(10.0, abs=0.2) and row["chamfer"] == pytest.approx(10.0, abs=0.2)
