@@ -179,6 +179,9 @@ def _evaluate_pair(pred, gt, protocol, seed, device, input_units, up, output, he
 
 
 def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) -> dict:
+    import numpy as np
+
+    from avatarkit.errors import InputError
     from avatarkit.evaluate.h3ds import evaluate_h3ds, mesh_landmarks, read_landmark_file, read_region_file
     from avatarkit.io.hdf5 import write_artifact
     from avatarkit.io.meshfile import HDF5_SUFFIXES, load_mesh
@@ -190,6 +193,20 @@ def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) 
     lp = read_landmark_file(options["landmarks_pred"]) if options["landmarks_pred"] else mesh_landmarks(prediction)
     lg = read_landmark_file(options["landmarks_gt"]) if options["landmarks_gt"] else mesh_landmarks(ground_truth)
     region_gt = read_region_file(options["gt_region"]) if options["gt_region"] else None
+    checks = [(region_gt, options["gt_region"], ground_truth, "region index")]
+    checks += [
+        (lp, options["landmarks_pred"], prediction, "landmark"),
+        (lg, options["landmarks_gt"], ground_truth, "landmark"),
+    ]
+    for ids, path, mesh, what in checks:  # name the file that is wrong
+        values = np.fromiter(ids.values(), int) if isinstance(ids, dict) else ids
+        if (
+            path is not None
+            and values is not None
+            and len(values)
+            and (values.min() < 0 or values.max() >= len(mesh.vertices))
+        ):
+            raise InputError(f"a {what} names vertex {int(values.max())} but the mesh has {len(mesh.vertices)}", path)
     metrics, aligned = evaluate_h3ds(prediction, ground_truth, lp or None, lg or None, region_gt, options["region"])
     if output is not None:
         write_artifact(output, metrics, console.provenance([pred, gt]))

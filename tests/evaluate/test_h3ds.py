@@ -77,3 +77,6 @@ def test_cli_h3ds_with_landmark_and_region_files(head, tmp_path):
         invoke("evaluate-chamfer", pred, gt, "--protocol", "h3ds", "--landmarks-pred", tmp_path / "bad.txt"), "line 2"
     )
     assert_clean_failure(invoke("evaluate-chamfer", pred, gt, "--region", "face"), "belong to --protocol h3ds")
+    (tmp_path / "far.txt").write_text("1\n2\n99999999\n")
+    far = ["--protocol", "h3ds", "--gt-region", tmp_path / "far.txt", "--region", "face"]
+    assert_clean_failure(invoke("evaluate-chamfer", pred, gt, *far), str(tmp_path / "far.txt"), "99999999")
