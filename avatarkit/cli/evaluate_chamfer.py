@@ -140,10 +140,10 @@ def _evaluate_pair(pred, gt, protocol, seed, device, input_units, up, output, he
     from avatarkit.errors import MeshError
     from avatarkit.evaluate.chamfer import evaluate_icon, evaluate_meshes, failed_metrics
     from avatarkit.io.hdf5 import write_artifact
-    from avatarkit.io.meshfile import HDF5_SUFFIXES, load_mesh
+    from avatarkit.io.meshfile import load_pair_member
 
     def load(path):
-        return load_mesh(path, None if path.suffix.lower() in HDF5_SUFFIXES else input_units, up)
+        return load_pair_member(path, input_units, up)
 
     ground_truth = load(gt)
     error = None
@@ -184,10 +184,10 @@ def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) 
     from avatarkit.errors import InputError
     from avatarkit.evaluate.h3ds import evaluate_h3ds, mesh_landmarks, read_landmark_file, read_region_file
     from avatarkit.io.hdf5 import write_artifact
-    from avatarkit.io.meshfile import HDF5_SUFFIXES, load_mesh
+    from avatarkit.io.meshfile import load_pair_member
 
     def load(path):
-        return load_mesh(path, None if path.suffix.lower() in HDF5_SUFFIXES else input_units, up)
+        return load_pair_member(path, input_units, up)
 
     prediction, ground_truth = load(pred), load(gt)
     lp = read_landmark_file(options["landmarks_pred"]) if options["landmarks_pred"] else mesh_landmarks(prediction)

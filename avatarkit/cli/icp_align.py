@@ -53,13 +53,13 @@ def icp_align(
     from avatarkit.evaluate.h3ds import read_landmark_file
     from avatarkit.geometry.surface import sample_surface, surface_normals
     from avatarkit.io.hdf5 import write_artifact
-    from avatarkit.io.meshfile import HDF5_SUFFIXES, load_mesh, save_mesh
+    from avatarkit.io.meshfile import HDF5_SUFFIXES, load_pair_member, save_mesh
 
     if samples < 3:
         raise OptionError(f"--samples must be at least 3, got {samples}")
 
     def load(path):
-        return load_mesh(path, None if path.suffix.lower() in HDF5_SUFFIXES else units, up)
+        return load_pair_member(path, units, up)
 
     src, tgt = load(source), load(target)
     init = np.eye(4)

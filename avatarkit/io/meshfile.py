@@ -87,6 +87,15 @@ def load_mesh(path: str | Path, units: str | None = None, up: str = "y") -> Mesh
     return mesh
 
 
+def load_pair_member(path: str | Path, units: str | None = None, up: str = "y") -> Mesh:
+    """:func:`load_mesh` for verbs comparing two meshes, where one may be a mesh file and the
+    other a mesh HDF5: ``units`` and ``up`` convert mesh files; HDF5 files are already
+    metres, +Y up, and are read as they are."""
+    if Path(path).suffix.lower() in HDF5_SUFFIXES:
+        return load_mesh(path)
+    return load_mesh(path, units, up)
+
+
 def check_plausible_size(mesh: Mesh, path: str | Path) -> None:
     """Warn (naming ``--units``) when a mesh read as metres is implausibly large or small."""
     size = float(mesh.extent().max())
