@@ -1,0 +1,1 @@
+"""Surfaces from implicit functions: coarse-to-fine grid evaluation and mesh extraction."""

@@ -1,0 +1,139 @@
+"""Meshes from occupancy functions (the last step of ``avatarkit reconstruct``).
+
+:func:`evaluate_octree` evaluates a function on a regular grid coarse to fine, as PIFu's
+``eval_grid_octree`` does: corners of a coarse grid first; a cell whose corners all lie on
+one side of the threshold is filled by trilinear interpolation of its corners without
+querying the function; the others are split and their new points queried, down to single
+voxels. Only the cells the surface passes through (and the coarse lattice) cost queries.
+:func:`extract_mesh` then runs scikit-image's marching cubes and maps vertices back to the
+world, keeping the largest connected component unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from avatarkit.errors import OptionError
+from avatarkit.structures import Mesh
+
+
+def grid_points(bounds: np.ndarray, resolution: int) -> np.ndarray:
+    """(R, R, R, 3) world positions of the lattice (R = resolution + 1 points per axis)."""
+    lo, hi = np.asarray(bounds, dtype=np.float64).reshape(2, 3)
+    axes = [np.linspace(lo[i], hi[i], resolution + 1) for i in range(3)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+
+def evaluate_octree(
+    fn: Callable[[np.ndarray], np.ndarray],
+    bounds: np.ndarray,
+    resolution: int = 256,
+    initial: int = 32,
+    threshold: float = 0.5,
+) -> tuple[np.ndarray, int]:
+    """Values of ``fn`` on the (resolution + 1)^3 lattice over ``bounds`` ((2, 3) min, max),
+    queried coarse to fine; returns (values, number of points queried).
+
+    ``fn`` maps (P, 3) world points to (P,) values; ``resolution`` and ``initial`` are
+    powers of two with initial <= resolution.
+    """
+    for name, value in (("resolution", resolution), ("initial", initial)):
+        if value < 1 or value & (value - 1):
+            raise OptionError(f"{name} must be a power of two, got {value}")
+    if initial > resolution:
+        raise OptionError(f"the initial grid ({initial}) is finer than the final one ({resolution})")
+    lo, hi = np.asarray(bounds, dtype=np.float64).reshape(2, 3)
+    step_world = (hi - lo) / resolution
+    n = resolution + 1
+    values = np.zeros((n, n, n), dtype=np.float32)
+    known = np.zeros((n, n, n), dtype=bool)
+    queried = 0
+
+    def query(index: np.ndarray) -> None:
+        nonlocal queried
+        if len(index):
+            values[tuple(index.T)] = np.asarray(fn(lo + index * step_world), dtype=np.float32).reshape(-1)
+            known[tuple(index.T)] = True
+            queried += len(index)
+
+    step = resolution // initial
+    coarse = np.arange(0, n, step)
+    lattice = np.stack(np.meshgrid(coarse, coarse, coarse, indexing="ij"), -1).reshape(-1, 3)
+    query(lattice)
+    cells = np.stack(np.meshgrid(*[coarse[:-1]] * 3, indexing="ij"), -1).reshape(-1, 3)
+    corners = np.stack(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij"), -1).reshape(-1, 3)
+    while step > 1:
+        corner_values = values[tuple((cells[:, None, :] + corners[None] * step).transpose(2, 0, 1))]
+        inside = corner_values > threshold
+        mixed = inside.any(axis=1) & ~inside.all(axis=1)
+        _fill(values, known, cells[~mixed], step)
+        half = step // 2
+        cells = (cells[mixed][:, None, :] + corners[None] * half).reshape(-1, 3)
+        cells = np.unique(cells, axis=0)
+        fresh = np.unique((cells[:, None, :] + corners[None] * half).reshape(-1, 3), axis=0)
+        fresh = fresh[~known[tuple(fresh.T)]]
+        query(fresh)
+        step = half
+    return values, queried
+
+
+def _fill(values: np.ndarray, known: np.ndarray, cells: np.ndarray, step: int) -> None:
+    """Trilinear interpolation of each cell's corners into its points not yet known."""
+    if not len(cells):
+        return
+    t = np.arange(step + 1) / step
+    w = np.stack(np.meshgrid(t, t, t, indexing="ij"), -1).reshape(-1, 3)  # (S, 3)
+    offsets = np.stack(np.meshgrid(*[np.arange(step + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    c = [values[tuple((cells + np.array(k) * step).T)] for k in np.ndindex(2, 2, 2)]  # 8 x (C,)
+    out = np.zeros((len(cells), len(w)), dtype=np.float32)
+    for (a, b, cc), corner in zip(np.ndindex(2, 2, 2), c, strict=True):
+        weight = (w[:, 0] if a else 1 - w[:, 0]) * (w[:, 1] if b else 1 - w[:, 1]) * (w[:, 2] if cc else 1 - w[:, 2])
+        out += corner[:, None] * weight[None]
+    index = (cells[:, None, :] + offsets[None]).reshape(-1, 3)
+    flat = out.reshape(-1)
+    fresh = ~known[tuple(index.T)]
+    values[tuple(index[fresh].T)] = flat[fresh]
+    known[tuple(index[fresh].T)] = True
+
+
+def evaluate_dense(fn, bounds: np.ndarray, resolution: int = 256, batch: int = 1 << 20) -> tuple[np.ndarray, int]:
+    """Values of ``fn`` at every lattice point (the reference the octree is measured against)."""
+    points = grid_points(bounds, resolution).reshape(-1, 3)
+    values = np.concatenate([np.asarray(fn(points[i : i + batch])).reshape(-1) for i in range(0, len(points), batch)])
+    n = resolution + 1
+    return values.reshape(n, n, n).astype(np.float32), len(points)
+
+
+def extract_mesh(values: np.ndarray, bounds: np.ndarray, threshold: float = 0.5, keep_all: bool = False) -> Mesh:
+    """Marching cubes (scikit-image) at ``threshold`` on the lattice over ``bounds``, in world
+    units; faces wind counter-clockwise from outside (values above ``threshold`` are inside);
+    only the largest connected component unless ``keep_all``."""
+    from skimage import measure
+
+    lo, hi = np.asarray(bounds, dtype=np.float64).reshape(2, 3)
+    if not (values.min() < threshold < values.max()):
+        raise OptionError("the occupancy never crosses the threshold inside the bounds: no surface to extract")
+    spacing = (hi - lo) / (np.asarray(values.shape) - 1)
+    verts, faces, _, _ = measure.marching_cubes(values, level=threshold, spacing=tuple(spacing))
+    verts = verts + lo
+    faces = faces[:, ::-1]  # skimage winds them for an ascending gradient; ours face outwards
+    if not keep_all:
+        verts, faces = _largest_component(verts, faces)
+    return Mesh(verts.astype(np.float32), faces.astype(np.int32))
+
+
+def _largest_component(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(verts), len(verts)))
+    _, label = connected_components(graph, directed=False)
+    face_label = label[faces[:, 0]]
+    keep = face_label == np.bincount(face_label).argmax()
+    used = np.unique(faces[keep])
+    remap = np.full(len(verts), -1)
+    remap[used] = np.arange(len(used))
+    return verts[used], remap[faces[keep]]
