@@ -1,0 +1,1 @@
+"""Trainable methods (``avatarkit train METHOD``): each a config dataclass and its networks."""

@@ -1,0 +1,156 @@
+"""PIFu's networks, as published (``lib/model/HGPIFuNet.py``, ``HGFilters.py``,
+``SurfaceClassifier.py``), written for our cameras.
+
+- Image encoder: a stacked hourglass (``stacks`` x ``channels``, hourglass depth
+  ``depth``) after a stride-4 stem; every stack yields a feature map (intermediate
+  supervision trains all of them).
+- Pixel alignment: a world point is projected with its view's own camera (``K``,
+  ``world_to_cam``, perspective or orthographic, OpenCV pixel centres) and the feature map
+  is sampled bilinearly there; the point's camera depth, normalised, is appended.
+- Occupancy MLP: 1x1 convolutions ``mlp`` (257-1024-512-256-128-1 by default) with the
+  input feature concatenated to every hidden layer but the first (PIFu's ``no_residual``
+  False), a sigmoid at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclasses.dataclass(frozen=True)
+class PifuNetConfig:
+    stacks: int = 4
+    channels: int = 256
+    depth: int = 2
+    mlp: tuple[int, ...] = (257, 1024, 512, 256, 128, 1)
+    depth_scale: float = 1.0
+    """Metres of camera depth that map to 1 in the depth feature (about half a subject's height)."""
+
+    def __post_init__(self) -> None:
+        if self.mlp[0] != self.channels + 1:
+            raise ValueError(f"mlp[0] must be channels + 1 = {self.channels + 1}, got {self.mlp[0]}")
+
+
+class _Residual(nn.Module):
+    """Pre-activation bottleneck block of the hourglass (group norm, as PIFu's default)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        half = cout // 2
+        self.n1, self.c1 = nn.GroupNorm(32 if cin % 32 == 0 else 1, cin), nn.Conv2d(cin, half, 3, padding=1)
+        self.n2, self.c2 = nn.GroupNorm(32 if half % 32 == 0 else 1, half), nn.Conv2d(half, cout - half, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x):
+        y1 = self.c1(F.relu(self.n1(x)))
+        y2 = self.c2(F.relu(self.n2(y1)))
+        return torch.cat([y1, y2], 1) + self.skip(x)
+
+
+class _Hourglass(nn.Module):
+    def __init__(self, depth: int, channels: int) -> None:
+        super().__init__()
+        self.up = _Residual(channels, channels)
+        self.down = _Residual(channels, channels)
+        self.inner = _Hourglass(depth - 1, channels) if depth > 1 else _Residual(channels, channels)
+        self.out = _Residual(channels, channels)
+
+    def forward(self, x):
+        skip = self.up(x)
+        y = self.out(self.inner(self.down(F.avg_pool2d(x, 2))))
+        return skip + F.interpolate(y, size=skip.shape[-2:], mode="bicubic", align_corners=True)
+
+
+class HourglassEncoder(nn.Module):
+    """Image (B, 3, H, W) in [-1, 1] -> one (B, channels, H/4, W/4) feature map per stack."""
+
+    def __init__(self, config: PifuNetConfig) -> None:
+        super().__init__()
+        c = config.channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, stride=2, padding=3),
+            nn.GroupNorm(32, 64),
+            nn.ReLU(),
+            _Residual(64, 128),
+            nn.AvgPool2d(2),
+            _Residual(128, 128),
+            _Residual(128, c),
+        )
+        self.hourglasses = nn.ModuleList(_Hourglass(config.depth, c) for _ in range(config.stacks))
+        self.heads = nn.ModuleList(
+            nn.Sequential(_Residual(c, c), nn.Conv2d(c, c, 1), nn.GroupNorm(32 if c % 32 == 0 else 1, c), nn.ReLU())
+            for _ in range(config.stacks)
+        )
+        self.merge = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(config.stacks - 1))
+
+    def forward(self, image):
+        x = self.stem(image)
+        features = []
+        for i, (hourglass, head) in enumerate(zip(self.hourglasses, self.heads, strict=True)):
+            y = head(hourglass(x))
+            features.append(y)
+            if i < len(self.merge):
+                x = x + self.merge[i](y)
+        return features
+
+
+class OccupancyMLP(nn.Module):
+    """Per-point features (B, C, P) -> occupancy (B, 1, P) in [0, 1]."""
+
+    def __init__(self, sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        first = sizes[0]
+        layers = []
+        for i in range(len(sizes) - 1):
+            cin = sizes[i] + (first if i > 0 else 0)
+            layers.append(nn.Conv1d(cin, sizes[i + 1], 1))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, feature):
+        y = feature
+        for i, layer in enumerate(self.layers):
+            y = layer(y if i == 0 else torch.cat([y, feature], 1))
+            if i < len(self.layers) - 1:
+                y = F.leaky_relu(y)
+        return torch.sigmoid(y)
+
+
+def project(points, K, world_to_cam, orthographic: bool, width: int, height: int):
+    """Points (B, P, 3) in the world -> grid_sample coordinates (B, P, 2) in [-1, 1] (pixel
+    centres of OpenCV integer coordinates at their true places) and camera depth (B, P)."""
+    cam = points @ world_to_cam[:, :3, :3].transpose(1, 2) + world_to_cam[:, None, :3, 3]
+    z = cam[..., 2]
+    xy = cam[..., :2] if orthographic else cam[..., :2] / z.clamp(min=1e-6)[..., None]
+    f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]
+    c = torch.stack([K[:, 0, 2], K[:, 1, 2]], -1)[:, None]
+    uv = xy * f + c
+    size = torch.tensor([width, height], dtype=points.dtype, device=points.device)
+    return (uv + 0.5) / size * 2 - 1, z
+
+
+class PifuNet(nn.Module):
+    """Image encoder + pixel-aligned occupancy MLP."""
+
+    def __init__(self, config: PifuNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = HourglassEncoder(config)
+        self.mlp = OccupancyMLP(config.mlp)
+
+    def forward(self, image, points, K, world_to_cam, orthographic: bool, depth_center=None):
+        """Occupancy per stack: list of (B, P) in [0, 1] for ``points`` (B, P, 3), seen in
+        ``image`` (B, 3, H, W) through cameras ``K`` (B, 3, 3) and ``world_to_cam`` (B, 4, 4).
+        ``depth_center`` (B,): camera depth subtracted before scaling (default: the mean)."""
+        h, w = image.shape[-2:]
+        grid, z = project(points, K, world_to_cam, orthographic, w, h)
+        center = z.mean(1, keepdim=True) if depth_center is None else depth_center[:, None]
+        z_feature = ((z - center) / self.config.depth_scale)[:, None]
+        out = []
+        for feature in self.encoder(image):
+            sampled = F.grid_sample(feature, grid[:, :, None], mode="bilinear", align_corners=False)[..., 0]
+            out.append(self.mlp(torch.cat([sampled, z_feature], 1))[:, 0])
+        return out
