@@ -2,8 +2,8 @@
 
 :func:`evaluate_octree` evaluates a function on a regular grid coarse to fine, as PIFu's
 ``eval_grid_octree`` does: corners of a coarse grid first; a cell whose corners all lie on
-one side of the threshold is filled by trilinear interpolation of its corners without
-querying the function; the others are split and their new points queried, down to single
+one side of the threshold is filled with the mean of its corners without querying the
+function; the others are split and their new points queried, down to single
 voxels. Only the cells the surface passes through (and the coarse lattice) cost queries.
 :func:`extract_mesh` then runs scikit-image's marching cubes and maps vertices back to the
 world, keeping the largest connected component unless asked otherwise.
@@ -68,34 +68,32 @@ def evaluate_octree(
         corner_values = values[tuple((cells[:, None, :] + corners[None] * step).transpose(2, 0, 1))]
         inside = corner_values > threshold
         mixed = inside.any(axis=1) & ~inside.all(axis=1)
-        _fill(values, known, cells[~mixed], step)
+        _fill(values, known, cells[~mixed], corner_values[~mixed].mean(axis=1), step)
         half = step // 2
-        cells = (cells[mixed][:, None, :] + corners[None] * half).reshape(-1, 3)
-        cells = np.unique(cells, axis=0)
-        fresh = np.unique((cells[:, None, :] + corners[None] * half).reshape(-1, 3), axis=0)
-        fresh = fresh[~known[tuple(fresh.T)]]
-        query(fresh)
+        cells = (cells[mixed][:, None, :] + corners[None] * half).reshape(-1, 3)  # children: all distinct
+        wanted = np.zeros_like(known)
+        points = (cells[:, None, :] + corners[None] * half).reshape(-1, 3)
+        wanted[tuple(points.T)] = True
+        query(np.argwhere(wanted & ~known))
         step = half
     return values, queried
 
 
-def _fill(values: np.ndarray, known: np.ndarray, cells: np.ndarray, step: int) -> None:
-    """Trilinear interpolation of each cell's corners into its points not yet known."""
+def _fill(values: np.ndarray, known: np.ndarray, cells: np.ndarray, fill: np.ndarray, step: int) -> None:
+    """Give the points of cells whose corners agree, not yet known, their corners' mean (as
+    PIFu does): on one side of the threshold like every corner, so the surface, which
+    marching cubes finds in the cells that disagree, is untouched."""
     if not len(cells):
         return
-    t = np.arange(step + 1) / step
-    w = np.stack(np.meshgrid(t, t, t, indexing="ij"), -1).reshape(-1, 3)  # (S, 3)
-    offsets = np.stack(np.meshgrid(*[np.arange(step + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    c = [values[tuple((cells + np.array(k) * step).T)] for k in np.ndindex(2, 2, 2)]  # 8 x (C,)
-    out = np.zeros((len(cells), len(w)), dtype=np.float32)
-    for (a, b, cc), corner in zip(np.ndindex(2, 2, 2), c, strict=True):
-        weight = (w[:, 0] if a else 1 - w[:, 0]) * (w[:, 1] if b else 1 - w[:, 1]) * (w[:, 2] if cc else 1 - w[:, 2])
-        out += corner[:, None] * weight[None]
-    index = (cells[:, None, :] + offsets[None]).reshape(-1, 3)
-    flat = out.reshape(-1)
-    fresh = ~known[tuple(index.T)]
-    values[tuple(index[fresh].T)] = flat[fresh]
-    known[tuple(index[fresh].T)] = True
+    coarse_shape = [(n - 1) // step for n in values.shape]
+    coarse = np.full(coarse_shape, np.nan, dtype=np.float32)
+    coarse[tuple((cells // step).T)] = fill
+    for axis in range(3):
+        coarse = np.repeat(coarse, step, axis=axis)
+    fine = np.pad(coarse, [(0, 1)] * 3, mode="edge")  # the last lattice plane takes its cell's value
+    take = ~known & ~np.isnan(fine)
+    values[take] = fine[take]
+    known[take] = True
 
 
 def evaluate_dense(fn, bounds: np.ndarray, resolution: int = 256, batch: int = 1 << 20) -> tuple[np.ndarray, int]:
