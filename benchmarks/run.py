@@ -1,34 +1,58 @@
 """Run every benchmark in this folder and write ``benchmarks/results.json``.
 
 Each ``bench_*.py`` module has ``run() -> dict``: the timings of avatarkit and its peer
-taken in the same process, and their ratio.
+taken in the same process, and their ratio. Every module runs in a fresh process of its
+own: no import state, cache or thread pool carries over from one benchmark to the next
+(mesh-to-sdf, for one, must be imported before pyrender).
+
+    python benchmarks/run.py [NAME...]     # e.g. sample_sdf voxelize
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
 
 
+def run_one(name: str) -> dict:
+    path = HERE / f"bench_{name}.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.run()
+
+
 def main(selected: list[str]) -> None:
     results = {}
+    failed = []
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem.removeprefix("bench_")
         if selected and name not in selected:
             continue
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
         print(f"== {name}", flush=True)
-        results[name] = module.run()
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", name], stdout=subprocess.PIPE, text=True, cwd=HERE, check=False
+        )
+        if done.returncode != 0:
+            print(f"  failed (exit {done.returncode})", flush=True)
+            failed.append(name)
+            continue
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         for key, value in results[name].items():
-            print(f"  {key}: {value}")
+            print(f"  {key}: {value}", flush=True)
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if failed:
+        sys.exit(f"benchmarks failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--one"]:
+        result = run_one(sys.argv[2])
+        sys.stdout.write("\n" + json.dumps(result, default=float) + "\n")
+    else:
+        main(sys.argv[1:])
