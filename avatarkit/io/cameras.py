@@ -6,7 +6,11 @@
 - NeRF ``transforms.json``: per frame ``transform_matrix`` = camera-to-world with OpenGL
   axes (camera looks down -Z, +Y up); ``camera_angle_x`` or ``fl_x``/``fl_y``, optional
   ``cx``, ``cy``, ``w``, ``h``.
-- our ``views`` files: ``/cameras/K``, ``/cameras/world_to_cam``, ``projection``, size.
+- our ``views`` files: ``/cameras/K``, ``/cameras/world_to_cam``, ``projection``, size, and
+  ``/cameras/target`` where the rig knew it.
+
+Targets (where cameras are aimed): IDR's ``scale_mat`` centre, a views file's own; NeRF
+files have none (:meth:`Cameras.targets` then falls back on the rig's focus).
 """
 
 from __future__ import annotations
@@ -41,9 +45,10 @@ def read_cameras(path: str | Path, size: tuple[int, int] | None = None) -> Camer
 
             check_kind(f, path, "views")
             k, w2c = f["/cameras/K"][()], f["/cameras/world_to_cam"][()]
+            target = f["/cameras/target"][()] if "/cameras/target" in f else None
             projection = str(f.attrs["projection"])
             width, height = int(f.attrs["width"]), int(f.attrs["height"])
-        return Cameras(k, w2c, projection, *(size or (width, height)))
+        return Cameras(k, w2c, projection, *(size or (width, height)), target)
     raise InputError("cameras must be an IDR/H3DS cameras.npz, a NeRF transforms.json or a views .h5", path)
 
 
@@ -69,16 +74,19 @@ def read_idr(path: Path, size: tuple[int, int] | None = None) -> Cameras:
     ids = sorted(int(m.group(1)) for k in data.files if (m := re.fullmatch(r"world_mat_(\d+)", k)))
     if not ids:
         raise InputError("no world_mat_i arrays (not an IDR/H3DS cameras.npz)", path)
-    ks, poses = [], []
+    ks, poses, targets = [], [], []
     for i in ids:
         p = np.asarray(data[f"world_mat_{i}"], dtype=np.float64)[:3, :4]
         k, w2c = decompose_projection(p)
         ks.append(k)
         poses.append(w2c)
+        if f"scale_mat_{i}" in data.files:  # IDR's unit sphere is centred on the subject
+            targets.append(np.asarray(data[f"scale_mat_{i}"], dtype=np.float64)[:3, 3])
     k0 = ks[0]
     if size is None:
         size = (round(2 * k0[0, 2] + 1), round(2 * k0[1, 2] + 1))
-    return Cameras(np.stack(ks), np.stack(poses), "perspective", *size)
+    target = np.stack(targets) if len(targets) == len(ids) else None
+    return Cameras(np.stack(ks), np.stack(poses), "perspective", *size, target)
 
 
 def idr_scale_mat(center: np.ndarray, radius: float) -> np.ndarray:

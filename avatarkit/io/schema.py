@@ -68,6 +68,7 @@ KINDS: dict[str, KindSpec] = {
         (
             Field("/cameras/K", "K", "float32", ("N", 3, 3)),
             Field("/cameras/world_to_cam", "world_to_cam", "float32", ("N", 4, 4)),
+            Field("/cameras/target", "target", "float32", ("N", 3), False),
             Field("/images/rgb", "rgb", "uint8", ("N", "H", "W", 3), per_item=True),
             Field("/images/mask", "mask", "uint8", ("N", "H", "W"), per_item=True),
             Field("/images/depth", "depth", "float32", ("N", "H", "W"), False, per_item=True),

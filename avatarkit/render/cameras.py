@@ -2,7 +2,8 @@
 
 A rig is a :class:`Cameras`: N intrinsics, N ``world_to_cam`` matrices, one projection and
 one image size. ``orthographic`` is PIFu's weak perspective: ``u = fx * X + cx`` with fx in
-pixels per metre.
+pixels per metre. A rig may also know its ``target``: the world point each camera is aimed at
+(the subject's centre), which pixel-aligned networks take as the origin of depth.
 """
 
 from __future__ import annotations
@@ -18,17 +19,26 @@ PROJECTIONS = ("perspective", "orthographic")
 
 @dataclasses.dataclass
 class Cameras:
-    """N cameras sharing a projection and an image size (width, height in pixels)."""
+    """N cameras sharing a projection and an image size (width, height in pixels).
+
+    ``target``: (N, 3) world points the cameras are aimed at (the subject's centre), or None
+    when unknown (see :meth:`targets`).
+    """
 
     K: np.ndarray
     world_to_cam: np.ndarray
     projection: str
     width: int
     height: int
+    target: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.K = np.asarray(self.K, dtype=np.float64).reshape(-1, 3, 3)
         self.world_to_cam = np.asarray(self.world_to_cam, dtype=np.float64).reshape(-1, 4, 4)
+        if self.target is not None:
+            self.target = np.asarray(self.target, dtype=np.float64).reshape(-1, 3)
+            if len(self.target) != len(self.K):
+                raise OptionError(f"{len(self.target)} targets for {len(self.K)} cameras")
         if self.projection not in PROJECTIONS:
             raise OptionError(f"projection must be perspective or orthographic, got {self.projection!r}")
         if len(self.K) != len(self.world_to_cam):
@@ -43,6 +53,34 @@ class Cameras:
         """(N, 3) camera centres in the world (for orthographic: the image plane's centre)."""
         r, t = self.world_to_cam[:, :3, :3], self.world_to_cam[:, :3, 3]
         return -np.einsum("nji,nj->ni", r, t)
+
+    def axes(self) -> np.ndarray:
+        """(N, 3) unit viewing directions (camera +Z) in the world."""
+        return self.world_to_cam[:, 2, :3] / np.linalg.norm(self.world_to_cam[:, 2, :3], axis=1, keepdims=True)
+
+    def focus(self) -> np.ndarray | None:
+        """The world point nearest to every optical axis in the least-squares sense (where an
+        orbit rig looks), or None when the axes do not pin one down (one camera, parallel axes)."""
+        d = self.axes()
+        projector = np.eye(3)[None] - d[:, :, None] * d[:, None, :]  # onto each axis' normal plane
+        a, b = projector.sum(0), np.einsum("nij,nj->i", projector, self.centers())
+        if np.linalg.cond(a) > 1e6:
+            return None
+        return np.linalg.solve(a, b)
+
+    def targets(self) -> np.ndarray | None:
+        """(N, 3) where each camera is aimed: ``target`` when known, else the rig's
+        :meth:`focus` for every camera, else None."""
+        if self.target is not None:
+            return self.target
+        focus = self.focus()
+        return None if focus is None else np.repeat(focus[None], len(self), 0)
+
+    def subset(self, index) -> Cameras:
+        """The cameras at ``index`` (an int, slice or index array), as a rig of their own."""
+        index = np.atleast_1d(np.arange(len(self))[index])
+        target = None if self.target is None else self.target[index]
+        return Cameras(self.K[index], self.world_to_cam[index], self.projection, self.width, self.height, target)
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (N, P, 2) and camera depth (N, P) of world ``points`` (P, 3)."""
@@ -61,7 +99,7 @@ class Cameras:
         k = self.K.copy()
         k[:, :2, :2] *= factor
         k[:, :2, 2] = factor * (k[:, :2, 2] + 0.5) - 0.5
-        return Cameras(k, self.world_to_cam, self.projection, self.width * factor, self.height * factor)
+        return Cameras(k, self.world_to_cam, self.projection, self.width * factor, self.height * factor, self.target)
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarray:
@@ -114,7 +152,8 @@ def orbit(
         distance = 3.0 * radius  # in front of the subject; orthographic depth is relative
     k = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
     poses = [look_at(center + distance * direction(y, p), center) for y, p in pairs]
-    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), projection, width, height)
+    targets = np.repeat(np.asarray(center, dtype=np.float64)[None], len(poses), 0)
+    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), projection, width, height, targets)
 
 
 def random_rig(
@@ -136,7 +175,11 @@ def random_rig(
         fov = rng.uniform(*fov_range)
         rigs.append(orbit(center, radius, yaw, pitch, size, projection, fov))
     return Cameras(
-        np.concatenate([c.K for c in rigs]), np.concatenate([c.world_to_cam for c in rigs]), projection, *size
+        np.concatenate([c.K for c in rigs]),
+        np.concatenate([c.world_to_cam for c in rigs]),
+        projection,
+        *size,
+        np.concatenate([c.target for c in rigs]),
     )
 
 
@@ -156,4 +199,5 @@ def pifu_rig(vertices: np.ndarray, size: int = 512, yaws: np.ndarray | None = No
     k = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1]])
     distance = 2.0 * height_m
     poses = [look_at(center + distance * direction(y, p), center) for p in pitches for y in yaws]
-    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "orthographic", size, size)
+    targets = np.repeat(center[None], len(poses), 0)
+    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "orthographic", size, size, targets)

@@ -140,6 +140,7 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
         world_to_cam=cameras.world_to_cam.astype(np.float32),
         projection=cameras.projection,
         lighting=lighting_record,
+        target=None if cameras.target is None else cameras.target.astype(np.float32),
         **out,
     )
     return views_out

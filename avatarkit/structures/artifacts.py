@@ -26,6 +26,8 @@ class Views:
         normal: (N, H, W, 3) float32 world-frame unit normals, or None.
         uv: (N, H, W, 2) float32 mesh UV seen at each pixel, or None.
         label: (N, H, W) int16 body-part label, -1 for background, or None.
+        target: (N, 3) float32 world point each camera is aimed at (the subject's centre,
+            the origin of depth for pixel-aligned networks), or None when unknown.
         lighting: named lighting arrays per view (``/lighting/...``).
     """
 
@@ -38,6 +40,7 @@ class Views:
     normal: np.ndarray | None = None
     uv: np.ndarray | None = None
     label: np.ndarray | None = None
+    target: np.ndarray | None = None
     lighting: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
@@ -50,6 +53,12 @@ class Views:
 
     def __len__(self) -> int:
         return int(self.K.shape[0])
+
+    def cameras(self):
+        """The views' cameras as a :class:`~avatarkit.render.cameras.Cameras` rig."""
+        from avatarkit.render.cameras import Cameras
+
+        return Cameras(self.K, self.world_to_cam, self.projection, self.width, self.height, self.target)
 
 
 @dataclasses.dataclass
