@@ -81,6 +81,8 @@ def render(
         raise OptionError(f"--size must be positive, got {size}")
     if views is not None and views < 1:
         raise OptionError(f"--views must be positive, got {views}")
+    if export == "idr" and cameras is None and (projection == "orthographic" or preset == "pifu"):
+        raise OptionError("--export idr holds perspective cameras only (IDR's cameras.npz); use --export png")
     config = RenderConfig(
         lighting=lighting,
         albedo=albedo,
@@ -136,7 +138,22 @@ def make_cameras(mesh, views, pitches, size, projection, fov, rig, preset, camer
 
         if preset is not None:
             raise OptionError("--cameras and --preset both set the cameras; give one")
-        return read_cameras(cameras, None if size is None else (size, size))
+        cams = read_cameras(cameras, None if size is None else (size, size))
+        centre = np.array([cams.width - 1, cams.height - 1]) / 2
+        principal = np.stack([cams.K[:, 0, 2], cams.K[:, 1, 2]], -1)
+        if size is not None and (np.abs(principal - centre) > centre / 2).any():
+            import warnings
+
+            from avatarkit.errors import AvatarkitWarning
+
+            native = np.rint(2 * principal[0] + 1).astype(int)
+            warnings.warn(
+                f"{cameras}: the cameras' principal point is far from the centre of a {size} x {size} image; "
+                f"they look made for about {native[0]} x {native[1]} (--size crops, it does not scale)",
+                AvatarkitWarning,
+                stacklevel=2,
+            )
+        return cams
     if preset == "pifu":
         return C.pifu_rig(mesh.vertices, size or 512, np.arange(views or 360) * 360.0 / (views or 360), pitches)
     size, views = size or 512, views or 8
@@ -168,6 +185,13 @@ def _render_one(src, dst, *, rig_options, config, texture, export, seed, device,
             raise MeshError("--texture needs a mesh with UVs", src)
         mesh.texture = read_artifact(texture, "texture").texture
     cams = make_cameras(mesh, seed=seed, **rig_options)
+    if export == "idr" and cams.projection != "perspective":
+        from avatarkit.errors import OptionError
+
+        raise OptionError(
+            f"--export idr holds perspective cameras only (IDR's cameras.npz), and {rig_options['cameras']} "
+            "has orthographic ones; use --export png"
+        )
     views = render_views(mesh, cams, config, seed=seed, device=device)
     empty = [i for i in range(len(views)) if not views.mask[i].any()]
     if empty:

@@ -17,9 +17,18 @@ def unwrap_uv(
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .h5 (texture; a mesh with --atlas).")] = ...,
     views: Annotated[
-        Path | None, typer.Option(help="A views .h5 (render), or an IDR/H3DS folder: image/, mask/, cameras.npz.")
+        Path | None,
+        typer.Option(
+            help="A views .h5 (render); an IDR/H3DS folder: image/, mask/, cameras.npz; or, without a mesh, "
+            "a folder of photos and DensePose IUV images: image/, iuv/."
+        ),
     ] = None,
-    size: Annotated[int, typer.Option(help="Texture width and height in texels.")] = 1024,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Texture width and height in texels (default 1024); with IUV images, each part's tile (200)."
+        ),
+    ] = None,
     symmetric: Annotated[
         bool, typer.Option("--symmetric", help="Fill texels never seen from their left-right mirror texel.")
     ] = False,
@@ -39,25 +48,57 @@ def unwrap_uv(
     against the mesh's depth), 0 where it never was; colours are blended over the views
     with that weight. Without a mesh, the views' per-pixel UV images are splatted instead.
     With --atlas, meshes without UVs get an atlas and their vertex colours baked into it.
+    Photos with DensePose IUV images fill DensePose's 24-part texture atlas instead.
     """
     from avatarkit.device import resolve_device
-    from avatarkit.errors import OptionError
+    from avatarkit.errors import InputError, OptionError
     from avatarkit.io.hdf5 import write_artifact
-    from avatarkit.io.meshfile import load_mesh
-    from avatarkit.texture.unwrap import make_atlas, splat_uv_images, unwrap
+    from avatarkit.io.view_folders import read_iuv_folder
 
     if mesh is None and views is None:
         raise OptionError("give a mesh, --views, or both")
     if views is None and not atlas:
         raise OptionError("nothing to project: give --views, or --atlas to make an atlas for the mesh")
-    if size < 1:
+    if size is not None and size < 1:
         raise OptionError(f"--size must be positive, got {size}")
     if output.suffix.lower() not in (".h5", ".hdf5"):
         raise OptionError(f"-o must name a .h5 file, got {output}")
     device = resolve_device(device)
-    view_data = _read_views(views) if views is not None else None
+    if views is not None and views.is_dir() and (views / "iuv").is_dir():
+        if mesh is not None or atlas or symmetric:
+            raise OptionError("DensePose IUV images fill DensePose's own atlas: give no mesh, --atlas or --symmetric")
+        view_data = read_iuv_folder(views)
+    else:
+        view_data = _read_views(views) if views is not None else None
     inputs = [p for p in (mesh, views) if p is not None]
     provenance = console.provenance(inputs)
+    try:
+        result = _project(mesh, view_data, size, symmetric, atlas, device, units, up)
+    except InputError as exc:  # the core does not know the file names
+        if exc.path is not None:
+            raise
+        raise InputError(exc.message, views if views is not None else mesh) from None
+    written = [write_artifact(output, result, provenance)]
+    if export == "png":
+        written += _export_png(output, result)
+    summary = {"written": [str(p) for p in written]}
+    if hasattr(result, "visibility"):
+        summary.update({k: result.attrs[k] for k in ("seen_fraction", "mirrored_fraction") if k in result.attrs})
+    if json:
+        console.emit_json(summary)
+    else:
+        console.info(f"wrote {', '.join(summary['written'])}", quiet)
+
+
+def _project(mesh, view_data, size, symmetric, atlas, device, units, up):
+    from avatarkit.errors import OptionError
+    from avatarkit.io.meshfile import load_mesh
+    from avatarkit.texture.unwrap import make_atlas, splat_iuv_images, splat_uv_images, unwrap
+
+    if isinstance(view_data, tuple):  # photos and DensePose IUV images
+        rgb, iuv, names = view_data
+        return splat_iuv_images(rgb, iuv, size or 200, names)
+    size = size or 1024
     if mesh is None:
         result = splat_uv_images(view_data, size)
     else:
@@ -73,16 +114,7 @@ def unwrap_uv(
             if atlas:
                 surface.texture = result.texture
                 result = surface
-    written = [write_artifact(output, result, provenance)]
-    if export == "png":
-        written += _export_png(output, result)
-    summary = {"written": [str(p) for p in written]}
-    if hasattr(result, "visibility"):
-        summary.update({k: result.attrs[k] for k in ("seen_fraction", "mirrored_fraction") if k in result.attrs})
-    if json:
-        console.emit_json(summary)
-    else:
-        console.info(f"wrote {', '.join(summary['written'])}", quiet)
+    return result
 
 
 def _read_views(path: Path):

@@ -33,8 +33,17 @@ def read_hdr(path: str | Path) -> np.ndarray:
     size = data[end + 2 : line_end].split()
     if len(size) != 4 or size[0] != b"-Y" or size[2] != b"+X":
         raise InputError(f"unsupported .hdr layout {b' '.join(size).decode(errors='replace')!r}", path)
-    height, width = int(size[1]), int(size[3])
+    try:
+        height, width = int(size[1]), int(size[3])
+    except ValueError:
+        raise InputError(f"corrupt .hdr size line {b' '.join(size).decode(errors='replace')!r}", path) from None
+    if height < 1 or width < 1:
+        raise InputError(f"the .hdr image has no pixels ({width} x {height})", path)
     body = memoryview(data)[line_end + 1 :]
+    # the least a scanline can take: 4 bytes flat per pixel, or runs of up to 127 per channel
+    least = 4 * width if not 8 <= width < 32768 else min(4 * width, 4 + 8 * -(-width // 127))
+    if len(body) < height * least:
+        raise InputError(f"corrupt .hdr pixel data (too short for {width} x {height} pixels: truncated?)", path)
     try:
         rgbe = _decode(body, width, height)
     except (IndexError, ValueError) as exc:

@@ -25,9 +25,10 @@ def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[
     """``image/000.png``, ``mask/000.png`` and ``cameras.npz`` (``world_mat_i``, ``scale_mat_i``),
     the layout IDR and the H3DS loaders read."""
     from avatarkit.io.cameras import write_idr
-    from avatarkit.render.cameras import Cameras
 
-    cameras = Cameras(views.K, views.world_to_cam, views.projection, views.width, views.height)
+    if views.projection != "perspective":  # refused before any image is written
+        raise InputError("IDR cameras.npz holds perspective cameras only", folder)
+    cameras = views.cameras()
     written = []
     for i in range(len(views)):
         for sub, image in (("image", views.rgb[i]), ("mask", views.mask[i])):
@@ -112,5 +113,59 @@ def read_idr_folder(folder: Path) -> Views:
         mask = [np.full((h, w), 255, np.uint8)] * len(rgb)
     k = cameras.K.copy()
     return Views(
-        k.astype(np.float32), cameras.world_to_cam.astype(np.float32), "perspective", np.stack(rgb), np.stack(mask)
+        k.astype(np.float32),
+        cameras.world_to_cam.astype(np.float32),
+        "perspective",
+        np.stack(rgb),
+        np.stack(mask),
+        target=None if cameras.target is None else cameras.target.astype(np.float32),
     )
+
+
+def read_iuv_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """Photos and their DensePose IUV images: ``image/*`` and ``iuv/*.png``, paired in name order.
+
+    IUV images as DensePose's ``infer_simple.py`` writes them (``NAME_IUV.png``, saved by
+    OpenCV): part index I (1-24, 0 for background), U and V (0-255) in OpenCV's channel
+    order, so the PNG's red channel holds V, green U and blue I.
+
+    Returns:
+        rgb (N, H, W, 3) uint8, iuv (N, H, W, 3) uint8 with channels I, U, V, and the image paths.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    suffixes = (".png", ".jpg", ".jpeg")
+    images = sorted(p for p in (folder / "image").glob("*") if p.suffix.lower() in suffixes)
+    iuvs = sorted(p for p in (folder / "iuv").glob("*") if p.suffix.lower() == ".png")
+    if not images:
+        raise InputError("no images in image/", folder)
+    if len(iuvs) != len(images):
+        raise InputError(f"{len(iuvs)} IUV images in iuv/ for {len(images)} images in image/", folder)
+
+    def load(path: Path) -> np.ndarray:
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except OSError as exc:
+            raise InputError(f"unreadable image ({exc})", path) from None
+
+    rgb, iuv = [], []
+    for image_path, iuv_path in zip(images, iuvs, strict=True):
+        photo, coords = load(image_path), load(iuv_path)[..., ::-1]  # OpenCV's BGR: I, U, V
+        if photo.shape != coords.shape:
+            raise InputError(
+                f"IUV image is {coords.shape[1]} x {coords.shape[0]}, its photo {image_path.name} "
+                f"{photo.shape[1]} x {photo.shape[0]}",
+                iuv_path,
+            )
+        if coords[..., 0].max() > 24:
+            raise InputError(
+                f"part index up to {coords[..., 0].max()} (DensePose has 24 parts): not an IUV image?", iuv_path
+            )
+        rgb.append(photo)
+        iuv.append(coords)
+    shapes = {im.shape for im in rgb}
+    if len(shapes) > 1:
+        raise InputError(f"images differ in size: {sorted(shapes)}", folder)
+    return np.stack(rgb), np.ascontiguousarray(np.stack(iuv)), images

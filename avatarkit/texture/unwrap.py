@@ -19,13 +19,18 @@ texture directly (the DensePose-IUV route of Sample&Refine).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from avatarkit.errors import MeshError, OptionError
+from avatarkit.errors import AvatarkitWarning, InputError, MeshError, OptionError
 from avatarkit.geometry.surface import interpolate, vertex_normals
 from avatarkit.geometry.uv_raster import dilate_into_gutter, rasterize_uv
 from avatarkit.render.cameras import Cameras
 from avatarkit.structures import Mesh, Texture, Views
+
+MIN_MASK_IOU = 0.5
+"""Views whose mask and the mesh's own silhouette overlap less than this get a warning."""
 
 DEPTH_TOLERANCE = 0.01
 """A texel is hidden in a view when the surface rendered at its pixel is this much (relative
@@ -87,18 +92,36 @@ def unwrap(
     normals = interpolate(vertex_normals(mesh), mesh.faces, f, b).astype(np.float64)
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
-    cameras = Cameras(views.K, views.world_to_cam, views.projection, views.width, views.height)
+    cameras = views.cameras()
     caster = RayCaster(mesh.vertices, mesh.faces, device)
     accum = np.zeros((len(points), 3))
     weight = np.zeros(len(points))
     best = np.zeros(len(points))
+    blind, disagree = [], []
     for i in range(len(views)):
         depth = caster.gbuffer(cameras, slice(i, i + 1)).depth[0]
         cos, pix = _seen(cameras, i, points, normals, depth, views.mask[i])
         seen = cos > min_visibility
+        if not seen.any():
+            blind.append(i)
+        elif _iou(depth > 0, views.mask[i] > 0) < MIN_MASK_IOU:
+            disagree.append(i)
         accum[seen] += cos[seen, None] * _bilinear(views.rgb[i], pix[seen])
         weight[seen] += cos[seen]
         best = np.maximum(best, np.where(seen, cos, 0.0))
+    if len(blind) == len(views):
+        raise InputError("no view sees any texel of the mesh (cameras, masks or mesh do not match?)")
+    if blind:
+        warnings.warn(
+            f"{_views_named(blind)} see{'s' * (len(blind) == 1)} nothing of the mesh", AvatarkitWarning, stacklevel=2
+        )
+    if disagree:
+        warnings.warn(
+            f"{_views_named(disagree)}: the mask and the mesh's silhouette overlap less than "
+            f"{MIN_MASK_IOU:.0%} (IoU); are these the mesh's views?",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
 
     texture = np.zeros((size, size, 3), np.uint8)
     visibility = np.zeros((size, size), np.float32)
@@ -125,12 +148,18 @@ def unwrap(
     return Texture(texture, visibility, normal_map, mirrored if symmetric else None, attrs)
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 1.0
+
+
+def _views_named(indices: list[int]) -> str:
+    return f"view{'s' * (len(indices) > 1)} {', '.join(map(str, indices))}"
+
+
 def _seen(cameras: Cameras, i: int, points, normals, depth_image, mask) -> tuple[np.ndarray, np.ndarray]:
     """Per texel point: visibility cosine in view ``i`` (0 where unseen), and its pixel (u, v)."""
-    one = Cameras(
-        cameras.K[i : i + 1], cameras.world_to_cam[i : i + 1], cameras.projection, cameras.width, cameras.height
-    )
-    pix, z = one.project(points)
+    pix, z = cameras.subset(i).project(points)
     pix, z = pix[0], z[0]
     h, w = depth_image.shape
     col, row = np.rint(pix[:, 0]).astype(np.int64), np.rint(pix[:, 1]).astype(np.int64)
@@ -193,12 +222,16 @@ def splat_uv_images(views: Views, size: int = 1024) -> Texture:
         raise OptionError("the views have no /images/uv; give the mesh, or render with a UV-mapped mesh")
     if size < 1:
         raise OptionError(f"--size must be positive, got {size}")
-    cameras = Cameras(views.K, views.world_to_cam, views.projection, views.width, views.height)
+    cameras = views.cameras()
     accum = np.zeros((size * size, 3))
     weight = np.zeros(size * size)
     best = np.zeros(size * size)
+    blind = []
     for i in range(len(views)):
         m = (views.mask[i] > 0) & (views.uv[i, ..., 0] >= 0)
+        if not m.any():
+            blind.append(i)
+            continue
         uv = views.uv[i][m]
         texel = np.clip(((1 - uv[:, 1]) * size).astype(np.int64), 0, size - 1) * size + np.clip(
             (uv[:, 0] * size).astype(np.int64), 0, size - 1
@@ -218,10 +251,77 @@ def splat_uv_images(views: Views, size: int = 1024) -> Texture:
         np.add.at(accum, texel, cos[:, None] * views.rgb[i][m])
         np.add.at(weight, texel, cos)
         np.maximum.at(best, texel, cos)
+    if len(blind) == len(views):
+        raise InputError("no view has any pixel with a mesh UV")
+    if blind:
+        warnings.warn(
+            f"{_views_named(blind)} see{'s' * (len(blind) == 1)} nothing of the mesh", AvatarkitWarning, stacklevel=2
+        )
     seen = weight > 0
     texture = np.zeros((size * size, 3), np.uint8)
     texture[seen] = np.clip(np.rint(accum[seen] / weight[seen, None]), 0, 255).astype(np.uint8)
     visibility = best.reshape(size, size).astype(np.float32)
     texture = dilate_into_gutter(texture.reshape(size, size, 3), visibility > 0)
-    attrs = {"source": "uv images", "views": np.int64(len(views)), "size": np.int64(size)}
+    attrs = {
+        "source": "uv images",
+        "views": np.int64(len(views)),
+        "size": np.int64(size),
+        "seen_fraction": float((visibility > 0).mean()),
+    }
+    return Texture(texture, visibility, None, None, attrs)
+
+
+DENSEPOSE_PARTS = 24
+
+
+def densepose_texel(part: np.ndarray, u: np.ndarray, v: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) in DensePose's texture atlas of parts ``part`` (1-24) at ``u``, ``v`` (0-255).
+
+    The atlas (``texture_from_SURREAL.png``, detectron2's texture visualiser) is 6 x 4 square
+    tiles of side ``tile`` (6 tile high, 4 tile wide): part p at tile row (p - 1) % 6 and tile
+    column (p - 1) // 6; inside a tile, row (255 - V) (tile - 1) / 255 and column U (tile - 1) / 255,
+    as DensePose's ``TransferTexture``.
+    """
+    index = part.astype(np.int64) - 1
+    row = (index % 6) * tile + ((255 - v.astype(np.int64)) * (tile - 1) // 255)
+    col = (index // 6) * tile + (u.astype(np.int64) * (tile - 1) // 255)
+    return row, col
+
+
+def splat_iuv_images(rgb: np.ndarray, iuv: np.ndarray, tile: int = 200, names=None) -> Texture:
+    """A texture in DensePose's atlas from photos and their IUV images (I, U, V channels):
+    each pixel on the body adds its colour to its texel (:func:`densepose_texel`); colours are
+    averaged over the images, ``visibility`` is 1 where a texel was seen."""
+    if tile < 1:
+        raise OptionError(f"--size must be positive, got {tile}")
+    h, w = 6 * tile, 4 * tile
+    accum = np.zeros((h * w, 3))
+    count = np.zeros(h * w)
+    empty = []
+    for i in range(len(rgb)):
+        on_body = iuv[i, ..., 0] > 0
+        if not on_body.any():
+            empty.append(i)
+            continue
+        coords = iuv[i][on_body]
+        row, col = densepose_texel(coords[:, 0], coords[:, 1], coords[:, 2], tile)
+        np.add.at(accum, row * w + col, rgb[i][on_body])
+        np.add.at(count, row * w + col, 1.0)
+    if len(empty) == len(rgb):
+        raise InputError("no IUV image has any body part (I > 0)")
+    if empty:
+        named = [str(names[i]) for i in empty] if names is not None else [f"image {i}" for i in empty]
+        warnings.warn(f"no body part in the IUV images of {', '.join(named)}", AvatarkitWarning, stacklevel=2)
+    seen = count > 0
+    texture = np.zeros((h * w, 3), np.uint8)
+    texture[seen] = np.clip(np.rint(accum[seen] / count[seen, None]), 0, 255).astype(np.uint8)
+    visibility = seen.reshape(h, w).astype(np.float32)
+    texture = dilate_into_gutter(texture.reshape(h, w, 3), visibility > 0)
+    attrs = {
+        "source": "densepose iuv",
+        "layout": "densepose atlas",
+        "tile": np.int64(tile),
+        "views": np.int64(len(rgb)),
+        "seen_fraction": float(visibility.mean()),
+    }
     return Texture(texture, visibility, None, None, attrs)

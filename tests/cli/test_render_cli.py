@@ -45,6 +45,11 @@ def test_idr_export_then_render_from_its_cameras(meshes, tmp_path):
     second = read_artifact(again, "views")
     assert np.array_equal(first.mask, second.mask)
     assert np.allclose(first.K, second.K, atol=1e-4) and np.allclose(first.world_to_cam, second.world_to_cam, atol=1e-5)
+    # --size with a camera file sets the image size, it does not rescale the cameras: say so
+    r = invoke("render", meshes[0], "-o", tmp_path / "small.h5", "--cameras", out / "cameras.npz", "--size", 20)
+    assert r.exit_code == 0, r.output
+    assert "cameras.npz: the cameras' principal point is far from the centre of a 20 x 20 image" in r.stderr
+    assert "made for about 48 x 48" in r.stderr
 
 
 def test_png_export_has_a_contact_sheet(meshes, tmp_path):
@@ -90,11 +95,26 @@ def test_camera_that_sees_nothing_is_named_in_a_warning(meshes, tmp_path):
         (("--lighting", "sh", "--hdri", "BAD"), "not a Radiance"),
         (("--cameras", "MISSING"), "no such file"),
         (("--albedo", "vertex"), "no vertex colours"),
+        (("--lighting", "prt", "--hdri", "CUT"), "corrupt .hdr pixel data"),
     ],
 )
 def test_bad_options_one_line_exit_1_no_output(meshes, tmp_path, args, needle):
     (tmp_path / "bad.hdr").write_bytes(b"not an hdr")
-    args = [tmp_path / "bad.hdr" if a == "BAD" else tmp_path / "missing.npz" if a == "MISSING" else a for a in args]
+    (tmp_path / "cut.hdr").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 4 +X 8\n" + bytes(100)[:60])
+    swap = {"BAD": tmp_path / "bad.hdr", "CUT": tmp_path / "cut.hdr", "MISSING": tmp_path / "missing.npz"}
+    args = [swap.get(a, a) if isinstance(a, str) else a for a in args]
     out = tmp_path / "out.h5"
     assert_clean_failure(invoke("render", meshes[0], "-o", out, "--size", 16, *args), needle)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args", [("--projection", "orthographic"), ("--preset", "pifu"), ("--cameras", "ORTHO")])
+def test_idr_export_of_orthographic_cameras_is_refused_before_writing_anything(meshes, tmp_path, args):
+    ortho = tmp_path / "ortho.h5"
+    r = invoke("render", meshes[1], "-o", ortho, "--views", 2, "--size", 16, "--projection", "orthographic")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "idr"
+    args = [ortho if a == "ORTHO" else a for a in args]
+    result = invoke("render", meshes[0], "-o", out, "--views", 2, "--size", 16, "--export", "idr", *args)
+    assert_clean_failure(result, "--export idr holds perspective cameras only")
+    assert not out.exists()  # no image/ or mask/ left half-written

@@ -82,3 +82,59 @@ def test_bad_inputs_one_line_exit_1_no_output(human_and_views, tmp_path, args, n
         args = ["--views", views]
     assert_clean_failure(invoke("unwrap-uv", source, "-o", out, *args), needle)
     assert not out.exists()
+
+
+def test_densepose_iuv_folder_without_a_mesh(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    (folder / "image").mkdir(parents=True)
+    (folder / "iuv").mkdir()
+    u = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (24, 1))
+    index = np.full(u.shape, 7, np.uint8)
+    Image.fromarray(np.stack([u, u, u], -1)).save(folder / "image" / "a.jpg", quality=100)
+    Image.fromarray(np.stack([u, u, index], -1)).save(folder / "iuv" / "a_IUV.png")
+    out = tmp_path / "atlas.h5"
+    r = invoke("unwrap-uv", "--views", folder, "-o", out, "--size", 20, "--export", "png", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["seen_fraction"] > 0
+    tex = read_artifact(out, "texture")
+    assert tex.texture.shape == (120, 80, 3) and tex.attrs["source"] == "densepose iuv"
+    assert tex.visibility[0:20, 20:40].any()  # part 7: tile row 0, column 1
+    assert (tmp_path / "atlas.png").exists()
+    assert_clean_failure(
+        invoke("unwrap-uv", tmp_path / "x.obj", "--views", folder, "-o", tmp_path / "y.h5"), "give no mesh"
+    )
+    (folder / "iuv" / "a_IUV.png").unlink()
+    assert_clean_failure(invoke("unwrap-uv", "--views", folder, "-o", tmp_path / "y.h5"), "0 IUV images", "photos")
+    assert not (tmp_path / "y.h5").exists()
+
+
+def test_views_that_see_nothing_are_named_and_the_rest_used(human_and_views, tmp_path):
+    human, views = human_and_views
+    v = read_artifact(views, "views")
+    v.mask[2] = 0
+    bad = write_artifact(tmp_path / "one_blind.h5", v)
+    r = invoke("unwrap-uv", human, "--views", bad, "-o", tmp_path / "t.h5", "--size", 64)
+    assert r.exit_code == 0, r.output
+    assert "warning: view 2 sees nothing of the mesh" in r.stderr
+    v.mask[...] = 0
+    blind = write_artifact(tmp_path / "all_blind.h5", v)
+    out = tmp_path / "none.h5"
+    assert_clean_failure(
+        invoke("unwrap-uv", human, "--views", blind, "-o", out, "--size", 64), "all_blind.h5", "no view sees"
+    )
+    assert not out.exists()
+
+
+def test_idr_folder_with_a_missing_image_is_refused(human_and_views, tmp_path):
+    human, _ = human_and_views
+    folder = tmp_path / "idr"
+    r = invoke("render", human, "-o", folder, "--views", 3, "--size", 32, "--export", "idr")
+    assert r.exit_code == 0, r.output
+    (folder / "image" / "001.png").unlink()
+    out = tmp_path / "t.h5"
+    assert_clean_failure(
+        invoke("unwrap-uv", human, "--views", folder, "-o", out), "2 images in image/ but 3 cameras in cameras.npz"
+    )
+    assert not out.exists()

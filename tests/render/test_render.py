@@ -204,3 +204,44 @@ def test_bad_settings_are_refused():
             RenderConfig(**kwargs).check()
     with pytest.raises(OptionError, match="no texture"):
         render(_sphere_with_sides(), orbit(np.zeros(3), 1.0, [0.0], [0.0], (8, 8)), RenderConfig(albedo="texture"))
+
+
+def _rle_hdr(rgbe: np.ndarray) -> bytes:
+    """A Radiance file with new-style run-length encoded scanlines (as Poly Haven's are)."""
+    h, w = rgbe.shape[:2]
+    body = bytearray()
+    for row in range(h):
+        body += bytes([2, 2, w >> 8, w & 255])
+        for channel in range(4):
+            line, x = rgbe[row, :, channel], 0
+            while x < w:
+                run = 1
+                while x + run < w and run < 127 and line[x + run] == line[x]:
+                    run += 1
+                if run >= 3:
+                    body += bytes([128 + run, line[x]])
+                    x += run
+                else:
+                    body += bytes([1, line[x]])
+                    x += 1
+    return f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {h} +X {w}\n".encode() + bytes(body)
+
+
+def test_run_length_encoded_hdr_is_decoded_and_corrupt_sizes_are_refused(tmp_path):
+    rng = np.random.default_rng(1)
+    rgbe = rng.integers(0, 256, (6, 40, 4), dtype=np.uint8)
+    rgbe[:, :25] = rgbe[:, :1]  # long runs
+    rgbe[..., 3] = rng.integers(120, 140, (6, 40))
+    (tmp_path / "rle.hdr").write_bytes(_rle_hdr(rgbe))
+    expected = rgbe[..., :3] * np.ldexp(1.0, rgbe[..., 3].astype(int) - 136)[..., None]
+    assert np.allclose(read_hdr(tmp_path / "rle.hdr"), expected)
+    header = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n"
+    for name, data, needle in [
+        ("words", header + b"-Y tall +X 8\n" + bytes(64), "size line"),
+        ("empty", header + b"-Y 0 +X 0\n", "no pixels"),
+        ("huge", header + b"-Y 100000000 +X 100000000\n" + bytes(64), "too short"),
+        ("cut", _rle_hdr(rgbe)[:200], "corrupt"),
+    ]:
+        (tmp_path / f"{name}.hdr").write_bytes(data)
+        with pytest.raises(InputError, match=needle):
+            read_hdr(tmp_path / f"{name}.hdr")

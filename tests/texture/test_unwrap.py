@@ -120,3 +120,70 @@ def test_idr_folder_is_read_and_counts_are_checked(tmp_path, rest_human):
     (tmp_path / "image" / "002.png").unlink()
     with pytest.raises(InputError, match="2 images in image/ but 3 cameras"):
         read_idr_folder(tmp_path)
+
+
+def test_views_that_see_nothing_are_named_and_no_view_at_all_is_an_error(rest_human):
+    from avatarkit.errors import AvatarkitWarning
+
+    views = render(rest_human, _rig(rest_human, [0.0, 180.0], 96), RenderConfig())
+    views.mask[1] = 0  # the second view's mask misses the subject entirely
+    with pytest.warns(AvatarkitWarning, match="view 1 sees nothing of the mesh"):
+        tex = unwrap(rest_human, views, size=64)
+    assert tex.attrs["seen_fraction"] > 0.2
+    views.mask[0] = np.roll(views.mask[0], 12, axis=1)  # a mask beside the mesh's silhouette
+    with pytest.warns(AvatarkitWarning) as caught:
+        unwrap(rest_human, views, size=64)
+    assert sorted(str(w.message) for w in caught) == [
+        "view 0: the mask and the mesh's silhouette overlap less than 50% (IoU); are these the mesh's views?",
+        "view 1 sees nothing of the mesh",
+    ]
+    views.mask[0] = 0
+    with pytest.raises(InputError, match="no view sees any texel"):
+        unwrap(rest_human, views, size=64)
+    views.mask[...] = 255  # the UV images alone say where the mesh is
+    views.uv[0] = -1
+    with pytest.warns(AvatarkitWarning, match="view 0 sees nothing"):
+        splat_uv_images(views, size=32)
+    views.uv[1] = -1
+    with pytest.raises(InputError, match="no view has any pixel with a mesh UV"):
+        splat_uv_images(views, size=32)
+
+
+def _write_iuv_folder(folder, parts, size=(40, 30)):
+    """Photos whose colour encodes (U, V, part) and IUV PNGs written as OpenCV writes DensePose's."""
+    from PIL import Image
+
+    h, w = size
+    u = np.tile(np.linspace(0, 255, w).astype(np.uint8), (h, 1))
+    v = np.tile(np.linspace(255, 0, h).astype(np.uint8)[:, None], (1, w))
+    (folder / "image").mkdir(parents=True)
+    (folder / "iuv").mkdir()
+    for n, part in enumerate(parts):
+        index = np.zeros((h, w), np.uint8)
+        index[5:-5, 5:-5] = part
+        Image.fromarray(np.stack([u, v, np.full_like(u, 10 * part)], -1)).save(folder / "image" / f"{n:03d}.png")
+        Image.fromarray(np.stack([v, u, index], -1)).save(folder / "iuv" / f"{n:03d}_IUV.png")  # BGR: I, U, V
+
+
+def test_densepose_iuv_images_fill_densepose_atlas(tmp_path):
+    from avatarkit.io.view_folders import read_iuv_folder
+    from avatarkit.texture.unwrap import densepose_texel, splat_iuv_images
+
+    _write_iuv_folder(tmp_path, [3, 20, 0])
+    rgb, iuv, names = read_iuv_folder(tmp_path)
+    assert iuv[0, 20, 15, 0] == 3 and iuv[0, 0, 0, 0] == 0 and iuv[0, 20, 0, 1] == 0 and iuv[0, 0, 20, 2] == 255
+    with pytest.warns(Warning, match="no body part in the IUV images of .*002.png"):
+        tex = splat_iuv_images(rgb, iuv, tile=50, names=names)
+    assert tex.texture.shape == (300, 200, 3) and tex.attrs["source"] == "densepose iuv"
+    # part 3 is in tile row 2, column 0; part 20 in tile row 1, column 3 (DensePose's layout)
+    assert tex.visibility[100:150, 0:50].sum() > 0 and tex.visibility[50:100, 150:200].sum() > 0
+    assert tex.visibility[:, 50:150].sum() == 0
+    for i, part in enumerate([3, 20]):
+        on = iuv[i, ..., 0] > 0
+        row, col = densepose_texel(iuv[i][on][:, 0], iuv[i][on][:, 1], iuv[i][on][:, 2], 50)
+        expected = np.stack([iuv[i][on][:, 1], iuv[i][on][:, 2], np.full(on.sum(), 10 * part)], -1)
+        # several pixels share a texel (50 texels for 256 values): their mean is within a few levels
+        assert np.abs(tex.texture[row, col].astype(int) - expected).max() <= 6
+    (tmp_path / "iuv" / "002_IUV.png").unlink()
+    with pytest.raises(InputError, match="2 IUV images in iuv/ for 3 images"):
+        read_iuv_folder(tmp_path)
