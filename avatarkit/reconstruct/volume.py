@@ -1,0 +1,74 @@
+"""Surfaces seen from one camera: the volume a single-view reconstruction fills.
+
+PIFu reconstructs inside a box aligned with the input camera: the image's extent across,
+as deep as it is wide, centred on the camera's target (the subject's centre). Here that
+box lives in camera coordinates (OpenCV axes); the occupancy function is asked about world
+points, and the mesh is mapped back to the world, so a reconstruction lands in the frame
+of the cameras it was given (the ground truth's frame, for rendered views).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from avatarkit.errors import OptionError
+from avatarkit.reconstruct.extract import evaluate_octree, extract_mesh
+from avatarkit.render.cameras import Cameras
+from avatarkit.structures import Mesh
+
+
+@dataclasses.dataclass
+class Reconstruction:
+    """A mesh in world metres, the queries that made it, and its box in camera coordinates."""
+
+    mesh: Mesh
+    queries: int
+    lattice_points: int
+    bounds: np.ndarray
+
+
+def view_box(camera: Cameras, target: np.ndarray) -> np.ndarray:
+    """(2, 3) min and max corners, camera coordinates, of the volume seen by the first view of
+    ``camera``: the whole image across, centred on ``target`` (world), as deep as the larger
+    side. For perspective cameras the image's extent is taken at the target's depth."""
+    w2c, k = camera.world_to_cam[0], camera.K[0]
+    center = w2c[:3, :3] @ np.asarray(target, dtype=np.float64) + w2c[:3, 3]
+    scale = center[2] if camera.projection == "perspective" else 1.0
+    if not scale > 0:
+        raise OptionError("the camera's target is behind it")
+    # the image spans its pixel centres 0..W-1 and half a pixel beyond each edge
+    x = (np.array([-0.5, camera.width - 0.5]) - k[0, 2]) / k[0, 0] * scale
+    y = (np.array([-0.5, camera.height - 0.5]) - k[1, 2]) / k[1, 1] * scale
+    half_depth = 0.5 * max(np.ptp(x), np.ptp(y))
+    z = np.array([center[2] - half_depth, center[2] + half_depth])
+    if camera.projection == "perspective":
+        z[0] = max(z[0], 1e-3 * center[2])  # never behind the camera
+    return np.stack([[x.min(), y.min(), z[0]], [x.max(), y.max(), z[1]]])
+
+
+def reconstruct_view(
+    occupancy: Callable[[np.ndarray], np.ndarray],
+    camera: Cameras,
+    target: np.ndarray,
+    resolution: int = 256,
+    initial: int = 32,
+    threshold: float = 0.5,
+    keep_all: bool = False,
+) -> Reconstruction:
+    """Mesh of ``occupancy`` (world points (P, 3) -> (P,) in [0, 1], 1 inside) in the volume
+    seen by the first camera of ``camera`` (see :func:`view_box`), evaluated coarse to fine
+    on a ``resolution``^3 grid, marching cubes at ``threshold``, in world metres."""
+    w2c = camera.world_to_cam[0]
+    rotation, translation = w2c[:3, :3], w2c[:3, 3]
+    bounds = view_box(camera, target)
+
+    def in_camera(points_cam: np.ndarray) -> np.ndarray:
+        return occupancy((points_cam - translation) @ rotation)
+
+    values, queries = evaluate_octree(in_camera, bounds, resolution, min(initial, resolution), threshold)
+    mesh = extract_mesh(values, bounds, threshold, keep_all)
+    mesh.vertices = ((mesh.vertices.astype(np.float64) - translation) @ rotation).astype(np.float32)
+    return Reconstruction(mesh, queries, (resolution + 1) ** 3, bounds)
