@@ -56,3 +56,25 @@ def textured_sphere():
         vertex_labels=np.arange(len(s.vertices)) % 4,
         label_names=["a", "b", "c", "d"],
     )
+
+
+@pytest.fixture(scope="session")
+def pifu_data(tmp_path_factory, make_generator):
+    """Three Anny people as PIFu trains on them: meshes/, views/ (PIFu's orthographic rig, 8
+    views of 64 x 64) and samples/ (20k points each), one file per subject by stem."""
+    from avatarkit.geometry.sample_sdf import preset_config, sample_sdf
+    from avatarkit.io.hdf5 import Provenance, write_artifact
+    from avatarkit.render.cameras import pifu_rig
+    from avatarkit.render.render import RenderConfig, render
+
+    root = tmp_path_factory.mktemp("pifu_data")
+    generator = make_generator(texture="clothes")
+    for i in range(3):
+        mesh = generator.subject(i)
+        stem = f"human_{i:04d}"
+        mesh_path = write_artifact(root / "meshes" / f"{stem}.h5", mesh)
+        views = render(mesh, pifu_rig(mesh.vertices, 64, np.arange(8) * 45.0), RenderConfig())
+        write_artifact(root / "views" / f"{stem}.h5", views)
+        samples = sample_sdf(mesh, preset_config("pifu", points=20_000), seed=i)
+        write_artifact(root / "samples" / f"{stem}.h5", samples, Provenance("test", (str(mesh_path),)))
+    return root

@@ -52,3 +52,10 @@ def bad_inputs(tmp_path):
         "nan": (nan, "NaN"),
         "faces past vertices": (past, ""),
     }
+
+
+TINY_PIFU = (
+    "--config", "small", "--stacks", 1, "--channels", 16, "--stem-channels", 8, "--mlp", "32,16",
+    "--image-size", 64, "--points", 256, "--batch-size", 2, "--val-resolution", 32,
+)  # fmt: skip
+"""Options of ``train pifu`` for a network that trains a step in milliseconds."""

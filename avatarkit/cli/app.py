@@ -81,9 +81,11 @@ def _register() -> None:
         evaluate_chamfer,
         icp_align,
         inspect,
+        reconstruct,
         render,
         sample_sdf,
         synth,
+        train,
         unwrap_uv,
         voxelize,
     )
@@ -93,6 +95,8 @@ def _register() -> None:
     app.command("sample-sdf")(sample_sdf.sample_sdf)
     app.command("voxelize")(voxelize.voxelize)
     app.command("unwrap-uv")(unwrap_uv.unwrap_uv)
+    app.add_typer(train.app, name="train")
+    app.command("reconstruct")(reconstruct.reconstruct)
     app.command("evaluate-chamfer")(evaluate_chamfer.evaluate_chamfer)
     app.command("icp-align")(icp_align.icp_align)
     app.command("inspect")(inspect.inspect)

@@ -38,11 +38,20 @@ def convert_mesh(
         )
     mesh = load_mesh(source, units=units, up=up)
     if suffix in HDF5_SUFFIXES:
-        return [write_artifact(target, mesh, provenance)], []
+        return write_mesh(mesh, target, provenance), []
     dropped = [name for name in _NOT_HELD[suffix] if _has(mesh, name)]
     if suffix in (".obj", ".glb", ".gltf") and mesh.has_uvs and mesh.vertex_colors is not None:
         dropped.append("vertex_colors")  # one visual per mesh in these writers: the texture wins
-    return save_mesh(mesh, target), dropped
+    return write_mesh(mesh, target, provenance), dropped
+
+
+def write_mesh(mesh: Mesh, target: str | Path, provenance: Provenance | None = None) -> list[Path]:
+    """Write ``mesh`` as a ``mesh`` HDF5 file or a mesh file, by ``target``'s extension; returns
+    the files written."""
+    target = Path(target)
+    if target.suffix.lower() in HDF5_SUFFIXES:
+        return [write_artifact(target, mesh, provenance)]
+    return save_mesh(mesh, target)
 
 
 def _has(mesh: Mesh, name: str) -> bool:

@@ -216,6 +216,20 @@ def read_mesh(path: str | Path) -> Mesh:
     return mesh
 
 
+def read_view(path: str | Path, index: int) -> Views:
+    """One view of a ``views`` file (a one-view :class:`Views`), without reading the others."""
+    path = Path(path)
+    with open_h5(path) as f:
+        check_kind(f, path, "views")
+        count = len(f["/cameras/K"])
+        if not -count <= index < count:
+            raise InputError(f"has {count} views; there is no view {index}", path)
+        index %= count
+        spec = KINDS["views"]
+        values = {fld.attr: f[fld.path][index : index + 1] for fld in spec.fields if fld.path in f}
+        return _build_views(f, values)
+
+
 def _read_field(dset, field: Field):
     if field.dtype == "str":
         return [s.decode() if isinstance(s, bytes) else str(s) for s in dset[()]]

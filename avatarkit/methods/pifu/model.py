@@ -2,37 +2,29 @@
 ``SurfaceClassifier.py``), written for our cameras.
 
 - Image encoder: a stacked hourglass (``stacks`` x ``channels``, hourglass depth
-  ``depth``) after a stride-4 stem; every stack yields a feature map (intermediate
+  ``hourglass_depth``) after a stride-4 stem; every stack yields a feature map (intermediate
   supervision trains all of them).
 - Pixel alignment: a world point is projected with its view's own camera (``K``,
   ``world_to_cam``, perspective or orthographic, OpenCV pixel centres) and the feature map
-  is sampled bilinearly there; the point's camera depth, normalised, is appended.
-- Occupancy MLP: 1x1 convolutions ``mlp`` (257-1024-512-256-128-1 by default) with the
-  input feature concatenated to every hidden layer but the first (PIFu's ``no_residual``
-  False), a sigmoid at the end.
+  is sampled bilinearly there; the point's camera depth, measured from the depth of the
+  view's target (the subject's centre) and divided by ``depth_scale``, is appended (PIFu's
+  ``DepthNormalizer``).
+- Occupancy MLP: 1x1 convolutions (channels + 1, ``mlp``..., 1: 257-1024-512-256-128-1 by
+  default) with the input feature concatenated to every hidden layer but the first (PIFu's
+  ``no_residual`` False), a sigmoid at the end.
+
+Sizes come from :class:`avatarkit.methods.pifu.config.PifuConfig`.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
-@dataclasses.dataclass(frozen=True)
-class PifuNetConfig:
-    stacks: int = 4
-    channels: int = 256
-    depth: int = 2
-    mlp: tuple[int, ...] = (257, 1024, 512, 256, 128, 1)
-    depth_scale: float = 1.0
-    """Metres of camera depth that map to 1 in the depth feature (about half a subject's height)."""
-
-    def __post_init__(self) -> None:
-        if self.mlp[0] != self.channels + 1:
-            raise ValueError(f"mlp[0] must be channels + 1 = {self.channels + 1}, got {self.mlp[0]}")
+def _groups(channels: int) -> int:
+    return 32 if channels % 32 == 0 else 1
 
 
 class _Residual(nn.Module):
@@ -41,8 +33,8 @@ class _Residual(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         half = cout // 2
-        self.n1, self.c1 = nn.GroupNorm(32 if cin % 32 == 0 else 1, cin), nn.Conv2d(cin, half, 3, padding=1)
-        self.n2, self.c2 = nn.GroupNorm(32 if half % 32 == 0 else 1, half), nn.Conv2d(half, cout - half, 3, padding=1)
+        self.n1, self.c1 = nn.GroupNorm(_groups(cin), cin), nn.Conv2d(cin, half, 3, padding=1)
+        self.n2, self.c2 = nn.GroupNorm(_groups(half), half), nn.Conv2d(half, cout - half, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x):
@@ -68,24 +60,24 @@ class _Hourglass(nn.Module):
 class HourglassEncoder(nn.Module):
     """Image (B, 3, H, W) in [-1, 1] -> one (B, channels, H/4, W/4) feature map per stack."""
 
-    def __init__(self, config: PifuNetConfig) -> None:
+    def __init__(self, stacks: int, channels: int, depth: int, stem: int = 64) -> None:
         super().__init__()
-        c = config.channels
+        c = channels
         self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 7, stride=2, padding=3),
-            nn.GroupNorm(32, 64),
+            nn.Conv2d(3, stem, 7, stride=2, padding=3),
+            nn.GroupNorm(_groups(stem), stem),
             nn.ReLU(),
-            _Residual(64, 128),
+            _Residual(stem, 2 * stem),
             nn.AvgPool2d(2),
-            _Residual(128, 128),
-            _Residual(128, c),
+            _Residual(2 * stem, 2 * stem),
+            _Residual(2 * stem, c),
         )
-        self.hourglasses = nn.ModuleList(_Hourglass(config.depth, c) for _ in range(config.stacks))
+        self.hourglasses = nn.ModuleList(_Hourglass(depth, c) for _ in range(stacks))
         self.heads = nn.ModuleList(
-            nn.Sequential(_Residual(c, c), nn.Conv2d(c, c, 1), nn.GroupNorm(32 if c % 32 == 0 else 1, c), nn.ReLU())
-            for _ in range(config.stacks)
+            nn.Sequential(_Residual(c, c), nn.Conv2d(c, c, 1), nn.GroupNorm(_groups(c), c), nn.ReLU())
+            for _ in range(stacks)
         )
-        self.merge = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(config.stacks - 1))
+        self.merge = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(stacks - 1))
 
     def forward(self, image):
         x = self.stem(image)
@@ -119,12 +111,18 @@ class OccupancyMLP(nn.Module):
         return torch.sigmoid(y)
 
 
-def project(points, K, world_to_cam, orthographic: bool, width: int, height: int):
+def project(points, K, world_to_cam, orthographic, width: int, height: int):
     """Points (B, P, 3) in the world -> grid_sample coordinates (B, P, 2) in [-1, 1] (pixel
-    centres of OpenCV integer coordinates at their true places) and camera depth (B, P)."""
+    centres of OpenCV integer coordinates at their true places) and camera depth (B, P).
+
+    ``orthographic``: a bool for the whole batch or a (B,) bool tensor, one per view."""
     cam = points @ world_to_cam[:, :3, :3].transpose(1, 2) + world_to_cam[:, None, :3, 3]
     z = cam[..., 2]
-    xy = cam[..., :2] if orthographic else cam[..., :2] / z.clamp(min=1e-6)[..., None]
+    if isinstance(orthographic, bool):
+        xy = cam[..., :2] if orthographic else cam[..., :2] / z.clamp(min=1e-6)[..., None]
+    else:
+        ortho = orthographic.reshape(-1, 1, 1).to(torch.bool)
+        xy = torch.where(ortho, cam[..., :2], cam[..., :2] / z.clamp(min=1e-6)[..., None])
     f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]
     c = torch.stack([K[:, 0, 2], K[:, 1, 2]], -1)[:, None]
     uv = xy * f + c
@@ -133,24 +131,32 @@ def project(points, K, world_to_cam, orthographic: bool, width: int, height: int
 
 
 class PifuNet(nn.Module):
-    """Image encoder + pixel-aligned occupancy MLP."""
+    """Image encoder + pixel-aligned occupancy MLP, sized by a :class:`PifuConfig`."""
 
-    def __init__(self, config: PifuNetConfig) -> None:
+    def __init__(self, config) -> None:
         super().__init__()
-        self.config = config
-        self.encoder = HourglassEncoder(config)
-        self.mlp = OccupancyMLP(config.mlp)
+        self.depth_scale = float(config.depth_scale)
+        self.encoder = HourglassEncoder(config.stacks, config.channels, config.hourglass_depth, config.stem_channels)
+        self.mlp = OccupancyMLP((config.channels + 1, *config.mlp, 1))
 
-    def forward(self, image, points, K, world_to_cam, orthographic: bool, depth_center=None):
-        """Occupancy per stack: list of (B, P) in [0, 1] for ``points`` (B, P, 3), seen in
-        ``image`` (B, 3, H, W) through cameras ``K`` (B, 3, 3) and ``world_to_cam`` (B, 4, 4).
-        ``depth_center`` (B,): camera depth subtracted before scaling (default: the mean)."""
-        h, w = image.shape[-2:]
-        grid, z = project(points, K, world_to_cam, orthographic, w, h)
-        center = z.mean(1, keepdim=True) if depth_center is None else depth_center[:, None]
-        z_feature = ((z - center) / self.config.depth_scale)[:, None]
+    def encode(self, image):
+        """Feature maps, one per stack, of ``image`` (B, 3, H, W) in [-1, 1]."""
+        return self.encoder(image)
+
+    def query(self, features, points, K, world_to_cam, orthographic, depth_center, size: tuple[int, int]):
+        """Occupancy (B, P) in [0, 1] of ``points`` (B, P, 3) from each feature map in
+        ``features``, through cameras ``K`` (B, 3, 3) and ``world_to_cam`` (B, 4, 4) of images
+        ``size`` = (width, height) pixels; ``depth_center`` (B,): camera depth of each view's
+        target (the origin of the depth feature)."""
+        grid, z = project(points, K, world_to_cam, orthographic, *size)
+        z_feature = ((z - depth_center[:, None]) / self.depth_scale)[:, None].to(features[0].dtype)
         out = []
-        for feature in self.encoder(image):
-            sampled = F.grid_sample(feature, grid[:, :, None], mode="bilinear", align_corners=False)[..., 0]
-            out.append(self.mlp(torch.cat([sampled, z_feature], 1))[:, 0])
+        for feature in features:
+            sampled = F.grid_sample(feature, grid[:, :, None].to(feature.dtype), mode="bilinear", align_corners=False)
+            out.append(self.mlp(torch.cat([sampled[..., 0], z_feature], 1))[:, 0])
         return out
+
+    def forward(self, image, points, K, world_to_cam, orthographic, depth_center):
+        """Occupancy per stack: list of (B, P) for ``points`` seen in ``image`` (see :meth:`query`)."""
+        h, w = image.shape[-2:]
+        return self.query(self.encode(image), points, K, world_to_cam, orthographic, depth_center, (w, h))

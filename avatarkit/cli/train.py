@@ -1,0 +1,286 @@
+"""``avatarkit train METHOD``: one command per entry of the method registry.
+
+Each command's options are the method's data inputs, the run options below, and every
+field of the method's config dataclass (its docstring is the option's help). ``--config``
+picks a named starting point; options given on the command line change it. The config is
+saved in every checkpoint: ``--resume`` continues a run with it (options given again change
+it, e.g. a larger ``--max-steps``).
+
+Run with ``torchrun --nproc_per_node N -m avatarkit train ...`` for several processes (DDP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from avatarkit.cli import console
+from avatarkit.methods.configs import field_docs, field_types
+from avatarkit.methods.registry import METHODS, MethodSpec
+
+app = typer.Typer(
+    name="train",
+    help="Train a method on views and samples; the run folder gets checkpoints, TensorBoard logs and metrics.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+_RUN_OPTIONS = ("output", "config", "resume", "overwrite", "device", "workers", "quiet", "json")
+
+
+def _run_parameters(spec: MethodSpec) -> list[inspect.Parameter]:
+    names = ", ".join(spec.presets)
+    options: dict[str, Any] = {
+        "output": (
+            Path,
+            typer.Option("--output", "-o", help="Run folder (checkpoints, tensorboard/, metrics.jsonl)."),
+            ...,
+        ),
+        "config": (str | None, typer.Option(help=f"Named starting config: {names} (default: default)."), None),
+        "resume": (bool, typer.Option("--resume", help="Continue the run in -o from its last checkpoint."), False),
+        "overwrite": (
+            bool,
+            typer.Option("--overwrite", help="Start again in a run folder that holds a run (deletes it)."),
+            False,
+        ),
+        "device": (
+            str,
+            typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: cuda means each rank's GPU)."),
+            "auto",
+        ),
+        "workers": (
+            int | None,
+            typer.Option(help="Data-loading worker processes (default: 0 on the CPU, 4 on a GPU)."),
+            None,
+        ),
+        "quiet": (bool, typer.Option("--quiet", "-q", help="No progress display."), False),
+        "json": (bool, typer.Option("--json", help="Print a summary of the run as JSON on stdout."), False),
+    }
+    params = [
+        inspect.Parameter(
+            d.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[list[Path] | None, typer.Option(f"--{d.name}", help=d.help)],
+        )
+        for d in spec.data
+    ]
+    for name, (kind, option, default) in options.items():
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+        )
+    return params
+
+
+def _config_parameters(spec: MethodSpec) -> list[inspect.Parameter]:
+    docs, types_ = field_docs(spec.config), field_types(spec.config)
+    params = []
+    for field in dataclasses.fields(spec.config):
+        kind = types_[field.name]
+        defaults = ", ".join(f"{name} {_show(getattr(c, field.name))}" for name, c in spec.presets.items())
+        help_text = f"{docs.get(field.name, '')} [{defaults}]"
+        flag = "--" + field.name.replace("_", "-")
+        origin = typing.get_origin(kind)
+        if kind is bool:
+            option_type, decl = bool | None, f"{flag}/--no-{flag[2:]}"
+        elif origin is tuple:
+            option_type, decl = str | None, flag
+            help_text += " (comma-separated)"
+        elif typing.get_args(kind) and type(None) in typing.get_args(kind):
+            option_type, decl = str | None, flag
+        else:
+            option_type, decl = kind | None, flag
+        params.append(
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[option_type, typer.Option(decl, help=help_text, rich_help_panel="Config")],
+            )
+        )
+    return params
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _command(spec: MethodSpec):
+    data_names = [d.name for d in spec.data]
+
+    def command(**kwargs) -> None:
+        data = {name: kwargs.pop(name) for name in data_names}
+        run = {name: kwargs.pop(name) for name in _RUN_OPTIONS}
+        overrides = {name: value for name, value in kwargs.items() if value is not None}
+        _train(spec, data, overrides, **run)
+
+    command.__signature__ = inspect.Signature(_run_parameters(spec) + _config_parameters(spec))
+    command.__name__ = spec.name
+    command.__doc__ = spec.help
+    return command
+
+
+for _spec in METHODS.values():
+    app.command(_spec.name, help=_spec.help)(_command(_spec))
+
+
+def _train(
+    spec: MethodSpec,
+    data: dict[str, list[Path] | None],
+    overrides: dict[str, Any],
+    output: Path,
+    config: str | None,
+    resume: bool,
+    overwrite: bool,
+    device: str,
+    workers: int | None,
+    quiet: bool,
+    json: bool,
+) -> None:
+    from avatarkit.device import resolve_device
+    from avatarkit.errors import InputError, OptionError
+    from avatarkit.methods import checkpoint
+    from avatarkit.methods.configs import from_dict, replace
+    from avatarkit.methods.trainer import current_rank, train
+
+    folder = checkpoint.RunFolder(output)
+    restored, state = None, None
+    if resume and overwrite:
+        raise OptionError("--resume continues a run and --overwrite deletes it; give one")
+    if resume:
+        if config is not None:
+            raise OptionError("--config chooses the start of a new run; a resumed run keeps its own config")
+        if not folder.last.is_file():
+            raise InputError("no checkpoints/last.pt to resume from", output)
+        state = checkpoint.load(folder.last)
+        if state.get("method") != spec.name:
+            raise InputError(f"the run trains {state.get('method')!r}, not {spec.name!r}", output)
+        base = from_dict(spec.config, state["config"])
+        restored = state.get("method_state", {})
+        for name, paths in restored.get("data", {}).items():
+            if data.get(name) is None and paths:
+                data[name] = [Path(p) for p in paths]
+    else:
+        if folder.has_run() and not overwrite:
+            raise InputError("already holds a run: --resume to continue it, --overwrite to start again", output)
+        name = config or "default"
+        if name not in spec.presets:
+            raise OptionError(f"--config must be one of {', '.join(spec.presets)}, got {name!r}")
+        base = spec.presets[name]
+    cfg = replace(base, **overrides)
+    cfg.check()
+    for option in spec.data:
+        if option.required and not data.get(option.name):
+            raise OptionError(f"--{option.name} is required")
+    resolved = resolve_device(device)
+    if workers is None:
+        workers = 4 if resolved.startswith("cuda") else 0
+    if workers < 0:
+        raise OptionError(f"--workers must be 0 or more, got {workers}")
+    method = spec.load("trainer")(cfg, **data, restored=restored)
+    main = current_rank() == 0
+    reporter = _Progress(quiet or not main, cfg.log_every)
+    started = time.perf_counter()
+    result = train(
+        method,
+        folder,
+        resolved,
+        resume=state,
+        reporter=reporter,
+        workers=workers,
+        command=" ".join(console.COMMAND_LINE.get() or []),
+        overwrite=overwrite,
+    )
+    if not main:
+        raise typer.Exit(130 if result.interrupted else 0)
+    for message in getattr(method, "warnings", []):
+        console.warning(message)
+    summary = {
+        "run": str(output),
+        "method": spec.name,
+        "steps": result.steps,
+        "interrupted": result.interrupted,
+        "last": str(result.last),
+        "best": str(result.best) if result.best else None,
+        "best_value": result.best_value,
+        "metrics": result.metrics,
+        "samples_per_s": round(result.samples_per_s, 3),
+        "seconds": round(time.perf_counter() - started, 1),
+        **method.summary(),
+    }
+    if json:
+        console.emit_json(summary)
+    if result.interrupted:
+        console.info(f"interrupted at step {result.steps}: saved {result.last}; continue with --resume", json and quiet)
+        raise typer.Exit(130)
+    console.info(f"trained {result.steps} steps into {output} ({summary['seconds']} s)", quiet or json)
+
+
+class _Progress:
+    """A Rich progress line (step, loss, it/s, ETA) on a terminal; a plain line every
+    ``every`` steps otherwise; validation notes as lines."""
+
+    def __init__(self, quiet: bool, every: int) -> None:
+        self.quiet, self.every = quiet, every
+        self.bar = None
+        self.total = 0
+        self.times: list[tuple[float, int]] = []
+
+    def start(self, total: int, done: int) -> None:
+        self.total = total
+        if self.quiet:
+            return
+        if console.err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TextColumn("{task.fields[rate]:.2f} it/s"),
+                TimeRemainingColumn(),
+                console=console.err,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=total, completed=done, loss=float("nan"), rate=0.0)
+        elif done:
+            console.info(f"resuming at step {done} of {total}")
+
+    def update(self, step: int, logs: dict[str, float]) -> None:
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        self.times = [*self.times[-20:], (now, step)]
+        (t0, s0), (t1, s1) = self.times[0], self.times[-1]
+        rate = (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, loss=logs["loss"], rate=rate)
+        elif step % self.every == 0 or step == self.total:
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            console.info(f"step {step}/{self.total}  loss {logs['loss']:.4f}  {rate:.2f} it/s  eta {_clock(eta)}")
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            (self.bar.console if self.bar else console.err).print(message, highlight=False, markup=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:  # nan
+        return "-"
+    minutes, s = divmod(int(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}"

@@ -1,0 +1,104 @@
+"""Checkpoints and run folders.
+
+A run folder (``-o`` of ``avatarkit train``) holds::
+
+    config.json            the method and its config, readable without torch
+    checkpoints/last.pt    the latest state: resume from it
+    checkpoints/best.pt    the state with the best validation score
+    metrics.jsonl          one line per validation
+    tensorboard/           scalars and image grids
+
+A checkpoint is an ordinary PyTorch file, a dict carrying its method name and full config,
+so a run can be resumed and used without the flags that made it. Checkpoints are written
+atomically: an interrupted save leaves the previous one in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from avatarkit.errors import InputError
+
+FORMAT = "avatarkit-checkpoint"
+VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    def has_run(self) -> bool:
+        return self.last.is_file() or self.best.is_file()
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint dict atomically."""
+    import torch
+
+    from avatarkit import __version__
+    from avatarkit.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, "avatarkit_version": __version__, **state}, tmp)
+
+
+def load(path: Path, device: str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save`; clear errors for anything else."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    if not path.is_file():
+        raise InputError("no such checkpoint", path)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise InputError(f"not a readable checkpoint ({str(exc).splitlines()[0]})", path) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise InputError("not an avatarkit checkpoint", path)
+    if int(state.get("version", 0)) > VERSION:
+        raise InputError(f"checkpoint version {state['version']} is newer than this avatarkit reads", path)
+    return state
+
+
+def find(run: Path, which: str = "best") -> Path:
+    """The checkpoint of a run folder (``best``, falling back to ``last``), or ``run`` itself
+    when it is a checkpoint file."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    if not run.exists():
+        raise InputError("no such run folder or checkpoint", run)
+    folder = RunFolder(run)
+    order = [folder.best, folder.last] if which == "best" else [folder.last]
+    for path in order:
+        if path.is_file():
+            return path
+    raise InputError("no checkpoint in this run folder (expected checkpoints/best.pt or last.pt)", run)

@@ -1,0 +1,158 @@
+"""Method configs: dataclasses whose fields are the options of ``avatarkit train METHOD``.
+
+A config is a frozen dataclass with a docstring under each field (as nerfstudio's
+configs are written); :func:`field_docs` reads those docstrings for the command's help.
+:func:`to_dict` and :func:`from_dict` turn a config into the plain dict stored in every
+checkpoint and back, so that a run can be resumed and used without the flags that made it.
+
+This module imports no torch: ``avatarkit train --help`` reads configs without it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import itertools
+import textwrap
+import types
+import typing
+from typing import Any
+
+from avatarkit.errors import OptionError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """What every trainable method shares: optimisation, schedule, validation, logging."""
+
+    max_steps: int = 200_000
+    """Optimisation steps in all (one step = one batch on each process)."""
+    batch_size: int = 2
+    """Subjects per step on each process (with torchrun, the global batch is this times the processes)."""
+    lr: float = 1e-3
+    """Learning rate."""
+    optimizer: str = "rmsprop"
+    """rmsprop (PIFu's) or adam."""
+    lr_decay_at: tuple[float, ...] = (0.6, 0.8)
+    """Fractions of max_steps at which the learning rate is multiplied by lr_decay."""
+    lr_decay: float = 0.1
+    """Factor applied to the learning rate at each lr_decay_at."""
+    val_fraction: float = 0.1
+    """Share of subjects held out for validation (at least one when there are two or more subjects)."""
+    val_every: int = 1000
+    """Steps between validations on the held-out subjects' points."""
+    mesh_every: int = 5000
+    """Steps between reconstructions of a held-out subject scored with chamfer and P2S (0: only at the end)."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints (the last one is always kept; the best by validation too)."""
+    log_every: int = 50
+    """Steps between TensorBoard scalars (and log lines when the output is not a terminal)."""
+    image_every: int = 1000
+    """Steps between TensorBoard image grids of the training inputs."""
+    seed: int = 0
+    """Seeds the network's initial weights and every data draw; runs are reproducible."""
+    amp: bool = True
+    """Mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling); ignored on the CPU."""
+
+    def check(self) -> None:
+        positive = ("max_steps", "batch_size", "val_every", "checkpoint_every", "log_every", "image_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise OptionError(f"--lr must be positive, got {self.lr}")
+        if self.optimizer not in ("rmsprop", "adam"):
+            raise OptionError(f"--optimizer must be rmsprop or adam, got {self.optimizer!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise OptionError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.mesh_every < 0:
+            raise OptionError(f"--mesh-every must be 0 or more, got {self.mesh_every}")
+        if any(not 0 < f <= 1 for f in self.lr_decay_at):
+            raise OptionError(f"--lr-decay-at takes fractions of max-steps in (0, 1], got {self.lr_decay_at}")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (and of its dataclass bases)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_class_field_docs(klass))
+    return docs
+
+
+@functools.cache
+def _class_field_docs(cls: type) -> dict[str, str]:
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    body = ast.parse(source).body[0].body
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field's resolved type annotation."""
+    return typing.get_type_hints(cls)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict (tuples become lists): what checkpoints store."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """A config from :func:`to_dict`'s output; fields it lacks (added since) take their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise OptionError(f"the stored config has fields this avatarkit does not know: {', '.join(unknown)}")
+    return replace(cls(), **values)
+
+
+def replace(config: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` with values coerced to the fields' types (lists to tuples,
+    ints to floats, comma-separated strings to tuples)."""
+    types_ = field_types(type(config))
+    coerced = {name: coerce(types_[name], value, name) for name, value in changes.items()}
+    return dataclasses.replace(config, **coerced)
+
+
+def coerce(kind: Any, value: Any, name: str = "") -> Any:
+    """``value`` as the field type ``kind`` (bool, int, float, str, Path/str | None, tuple[...])."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return coerce(inner[0], value, name)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        try:
+            return tuple(coerce(args[0], v, name) for v in value)
+        except TypeError:
+            raise OptionError(f"--{name.replace('_', '-')}: expected a list, got {value!r}") from None
+    try:
+        if kind is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        return kind(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"--{name.replace('_', '-')}: expected {kind.__name__}, got {value!r}") from None

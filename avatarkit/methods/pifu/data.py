@@ -1,0 +1,329 @@
+"""PIFu's training data: rendered views and sampled points of the same subjects.
+
+Subjects are matched by file stem between ``views`` files (from ``avatarkit render``) and
+``samples`` files (from ``avatarkit sample-sdf``). Every item is one subject seen in one
+view with a fresh draw of points from its samples file, keyed by ``(subject, seed, view)``:
+the key fixes every random choice, so an item is the same in any worker process, on any
+rank and after a resume. HDF5 files are opened lazily, once per process (h5py handles do
+not survive a fork).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatarkit.errors import AvatarkitWarning, InputError
+from avatarkit.methods import augment as A
+from avatarkit.render.cameras import Cameras
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """One subject's files: ``views``, ``samples`` and, when known, the ground-truth ``mesh``."""
+
+    stem: str
+    views: Path
+    samples: Path
+    mesh: Path | None = None
+
+
+def expand(paths: list[Path], what: str) -> dict[str, Path]:
+    """Files by stem from files and folders of ``.h5`` files."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".h5", ".hdf5"))
+            if not files:
+                raise InputError(f"no .h5 {what} files in this folder", path)
+        elif path.is_file():
+            files = [path]
+        else:
+            raise InputError("no such file or folder", path)
+        for f in files:
+            found.setdefault(f.stem, f)
+    return found
+
+
+def match_subjects(views: list[Path], samples: list[Path], meshes: list[Path] | None = None) -> list[Subject]:
+    """Subjects present in both ``views`` and ``samples`` (files or folders), by stem.
+
+    The ground-truth mesh of a subject (for validation meshes) comes from ``meshes`` when
+    given, else from the samples file's provenance (the mesh it was sampled from) if that
+    file still exists.
+    """
+    by_views, by_samples = expand(views, "views"), expand(samples, "samples")
+    common = sorted(set(by_views) & set(by_samples))
+    if not common:
+        raise InputError(
+            f"no subject has both a views and a samples file (views stems: {_some(by_views)}; "
+            f"samples stems: {_some(by_samples)})",
+            views[0] if len(views) == 1 else None,
+        )
+    missing = sorted(set(by_views) ^ set(by_samples))
+    if missing:
+        warnings.warn(
+            f"{len(missing)} file(s) without a partner left out: {_some(dict.fromkeys(missing))}",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
+    by_mesh = expand(meshes, "mesh") if meshes else {}
+    return [Subject(s, by_views[s], by_samples[s], by_mesh.get(s) or _source_mesh(by_samples[s])) for s in common]
+
+
+def _some(names: dict) -> str:
+    names = sorted(names)
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "") if names else "none"
+
+
+def _source_mesh(samples: Path) -> Path | None:
+    import h5py
+
+    try:
+        with h5py.File(samples, "r") as f:
+            inputs = [i.decode() if isinstance(i, bytes) else str(i) for i in f.attrs.get("inputs", [])]
+    except OSError:
+        return None
+    for name in inputs:
+        path = Path(name)
+        if path.suffix.lower() in (".h5", ".hdf5", ".obj", ".ply", ".glb", ".gltf", ".off") and path.is_file():
+            return path
+    return None
+
+
+@dataclasses.dataclass
+class ViewSet:
+    """The cameras of one views file (the images stay on disk)."""
+
+    cameras: Cameras
+    depth_center: np.ndarray
+    """(N,) camera depth of each view's target: the origin of the depth feature."""
+
+
+def read_view_set(path: Path) -> ViewSet:
+    """Check a views file and read its cameras; the depth origin comes from ``/cameras/target``
+    or, in files without it, from the point the rig's cameras all aim at."""
+    from avatarkit.io.hdf5 import check_kind, open_h5
+
+    with open_h5(path) as f:
+        check_kind(f, path, "views")
+        target = f["/cameras/target"][()] if "/cameras/target" in f else None
+        cameras = Cameras(
+            f["/cameras/K"][()],
+            f["/cameras/world_to_cam"][()],
+            str(f.attrs["projection"]),
+            int(f.attrs["width"]),
+            int(f.attrs["height"]),
+            target,
+        )
+    targets = cameras.targets()
+    if targets is None:
+        raise InputError(
+            "the views file has no /cameras/target and its cameras do not aim at one point, so the "
+            "subject's depth is unknown (render it with avatarkit render, which records the target)",
+            path,
+        )
+    cam = np.einsum("nij,nj->ni", cameras.world_to_cam[:, :3, :3], targets) + cameras.world_to_cam[:, :3, 3]
+    return ViewSet(cameras, cam[:, 2])
+
+
+def check_samples(path: Path) -> int:
+    """Check a samples file; returns its point count."""
+    from avatarkit.io.hdf5 import check_kind, open_h5
+
+    with open_h5(path) as f:
+        check_kind(f, path, "samples")
+        occupancy = f["/occupancy"][()]
+    if len(occupancy) == 0:
+        raise InputError("the samples file holds no points", path)
+    inside = int(occupancy.sum())
+    if inside == 0 or inside == len(occupancy):
+        warnings.warn(
+            f"{path}: every point is {'outside' if inside == 0 else 'inside'}", AvatarkitWarning, stacklevel=2
+        )
+    return len(occupancy)
+
+
+class PifuDataset(torch.utils.data.Dataset):
+    """Items keyed by ``(subject index, seed, view)``; ``view`` -1 draws a random view.
+
+    Each item: ``image`` (3, S, S) float in [-1, 1] (times the mask when ``mask_input``),
+    ``mask`` (1, S, S), ``K`` (3, 3), ``world_to_cam`` (4, 4), ``depth_center`` (),
+    ``orthographic`` (), ``points`` (P, 3) metres, ``labels`` (P,) 1 inside, ``subject`` ().
+    """
+
+    def __init__(self, subjects: list[Subject], view_sets: list[ViewSet], config, augment: bool) -> None:
+        self.subjects = subjects
+        self.view_sets = view_sets
+        self.config = config
+        self.augment = augment
+        self.backgrounds = None
+        if augment and config.background_dir:
+            from avatarkit.io.images import list_images
+
+            self.backgrounds = list_images(config.background_dir)
+        self._files: dict[Path, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __getstate__(self):  # open handles stay in the process that opened them
+        return {**self.__dict__, "_files": {}}
+
+    def _file(self, path: Path):
+        import h5py
+
+        if path not in self._files:
+            self._files[path] = h5py.File(path, "r")
+        return self._files[path]
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __getitem__(self, key) -> dict:
+        index, seed, view = key
+        rng = np.random.default_rng(seed)
+        subject, views = self.subjects[index], self.view_sets[index]
+        if view < 0:
+            view = int(rng.integers(len(views.cameras)))
+        f = self._file(subject.views)
+        rgb = torch.from_numpy(np.asarray(f["/images/rgb"][view])).permute(2, 0, 1).float() / 255
+        mask = torch.from_numpy(np.asarray(f["/images/mask"][view])).float()[None] / 255
+        image, mask, K = self._frame(rgb, mask, views.cameras, view, rng)
+        points, labels = self._points(subject.samples, rng)
+        return {
+            "image": image,
+            "mask": mask,
+            "K": torch.as_tensor(K, dtype=torch.float32),
+            "world_to_cam": torch.as_tensor(views.cameras.world_to_cam[view], dtype=torch.float32),
+            "depth_center": torch.tensor(views.depth_center[view], dtype=torch.float32),
+            "orthographic": torch.tensor(views.cameras.projection == "orthographic"),
+            "points": torch.from_numpy(points),
+            "labels": torch.from_numpy(labels),
+            "subject": torch.tensor(index),
+        }
+
+    def _frame(self, rgb, mask, cameras: Cameras, view: int, rng):
+        """The network's input (with augmentation when training); returns image, mask, K."""
+        c = self.config
+        jitter = A.jitter_map(rng, c.image_size, c.scale_jitter, c.shift_jitter, c.flip) if self.augment else None
+        rgb, mask, K = fit_input(rgb, mask, cameras.K[view], c.image_size, jitter)
+        if self.augment:
+            rgb = A.color_jitter(rgb, rng, c.brightness, c.contrast, c.saturation, c.hue)
+            if c.blur > 0:
+                rgb = A.gaussian_blur(rgb, rng.uniform(0, c.blur))
+            if self.backgrounds is not None:
+                from avatarkit.io.images import random_crop
+
+                path = self.backgrounds[rng.integers(len(self.backgrounds))]
+                size = c.image_size
+                background = torch.from_numpy(random_crop(path, rng, size, size)).permute(2, 0, 1).float() / 255
+                rgb = rgb * mask + background * (1 - mask)
+        return normalize(rgb, mask, c.mask_input), mask, K
+
+    def _points(self, path: Path, rng) -> tuple[np.ndarray, np.ndarray]:
+        """PIFu's draw from the pool: ``points`` of them, at most half inside when ``balance``."""
+        f = self._file(path)
+        pool, occupancy = _pool(f)
+        n = self.config.points
+        if self.config.balance:
+            inside, outside = np.flatnonzero(occupancy), np.flatnonzero(occupancy == 0)
+            n_in = min(len(inside), n // 2) if len(outside) else min(len(inside), n)
+            chosen = [rng.choice(inside, n_in, replace=n_in > len(inside))]
+            if n - n_in:
+                chosen.append(rng.choice(outside, n - n_in, replace=n - n_in > len(outside)))
+            index = np.concatenate(chosen)
+        else:
+            index = rng.choice(len(pool), n, replace=n > len(pool))
+        return pool[index].astype(np.float32), occupancy[index].astype(np.float32)
+
+
+def fit_input(rgb, mask, K: np.ndarray, size: int, jitter: A.Affine | None = None):
+    """A view as the network sees it: ``rgb`` (3, H, W) and ``mask`` (1, H, W) in [0, 1]
+    fitted into a ``size`` square (antialiased, centred), then moved by ``jitter``; returns
+    them with the intrinsics ``K`` that follow the same pixel map."""
+    _, h, w = rgb.shape
+    side = max(h, w)
+    new_w, new_h = round(w * size / side), round(h * size / side)
+    fit = A.resize_map(w, h, new_w, new_h)
+    rgb, mask = A.resize(rgb, new_w, new_h), A.resize(mask, new_w, new_h)
+    m = A.Affine(1, (size - new_w) / 2, 1, (size - new_h) / 2)
+    if jitter is not None:
+        m = m.then(jitter)
+    if m != A.Affine() or (new_h, new_w) != (size, size):
+        rgb, mask = A.warp(rgb, m, size), A.warp(mask, m, size)
+    return rgb, (mask > 0.5).float(), A.affine_intrinsics(K, fit.then(m))
+
+
+def normalize(rgb, mask, mask_input: bool):
+    """[0, 1] colour to the network's [-1, 1], times the mask when ``mask_input`` (PIFu)."""
+    image = rgb * 2 - 1
+    return image * mask if mask_input else image
+
+
+def _pool(f) -> tuple[np.ndarray, np.ndarray]:
+    return f["/points"][()], f["/occupancy"][()]
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Keys for steps ``start`` to ``stop`` on one rank of ``world``, over the subjects at
+    ``indices``.
+
+    Step s fills ``batch_size * world`` slots; slot g (counted over the whole run) takes
+    subject ``perm_e[g mod n]`` of epoch ``e = g div n`` (a permutation seeded by the run's
+    seed and e), with a random view and an item seed from (seed, s, slot). Rank r takes slots
+    ``r * batch_size`` to ``(r + 1) * batch_size``, so a run on k processes sees the same
+    items as one process with k times the batch, and a resumed run the same as an unbroken one.
+    """
+
+    def __init__(self, indices, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1):
+        self.indices = list(indices)
+        self.batch_size, self.seed = batch_size, seed
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world
+        self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        n, per_step = len(self.indices), self.batch_size * self.world
+        for step in range(self.start, self.stop):
+            batch = []
+            for slot in range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size):
+                g = step * per_step + slot
+                subject = self.indices[int(self._permutation(g // n)[g % n])]
+                item_seed = int(np.random.SeedSequence([self.seed, step, slot]).generate_state(1)[0])
+                batch.append((subject, item_seed, -1))
+            yield batch
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))
+        return self._order
+
+
+def validation_keys(view_sets: list[ViewSet], indices: list[int], views_per_subject: int, seed: int) -> list[tuple]:
+    """Fixed keys for validation: ``views_per_subject`` views evenly spread over each subject's
+    rig, and fixed point draws."""
+    keys = []
+    for i in indices:
+        n = len(view_sets[i].cameras)
+        for j in range(min(views_per_subject, n)):
+            keys.append(
+                (i, int(np.random.SeedSequence([seed, 7919, i, j]).generate_state(1)[0]), j * n // views_per_subject)
+            )
+    return keys
+
+
+def worker_init(_: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process (which saves a checkpoint first)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,71 @@
+"""A trained PIFu asked about one view: occupancy of world points, and the view's mesh."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from avatarkit.errors import InputError
+from avatarkit.methods.pifu.data import fit_input, normalize
+from avatarkit.reconstruct.volume import Reconstruction, reconstruct_view
+from avatarkit.render.cameras import Cameras
+
+
+class PifuPredictor:
+    """A :class:`~avatarkit.methods.pifu.model.PifuNet` with its config on a device."""
+
+    def __init__(self, model: torch.nn.Module, config, device: str | torch.device = "cpu", batch: int = 1 << 17):
+        self.model = model.eval()
+        self.config = config
+        self.device = torch.device(device)
+        self.batch = batch
+
+    def occupancy_function(self, rgb: np.ndarray, mask: np.ndarray, camera: Cameras, target: np.ndarray):
+        """``fn(points (P, 3) world) -> (P,)`` occupancy in [0, 1] for the image ``rgb`` (H, W, 3)
+        uint8 with ``mask`` (H, W) bool, seen by the first camera of ``camera`` aimed at
+        ``target``; the image is encoded once."""
+        if rgb.shape[:2] != (camera.height, camera.width):
+            raise InputError(
+                f"the image is {rgb.shape[1]} x {rgb.shape[0]} pixels but the camera's is "
+                f"{camera.width} x {camera.height}"
+            )
+        if mask is not None and not mask.any():
+            raise InputError("the mask is empty")
+        dev = self.device
+        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
+        mask_t = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None]
+        rgb_t, mask_t, K = fit_input(rgb_t, mask_t, camera.K[0], self.config.image_size)
+        image = normalize(rgb_t, mask_t, self.config.mask_input)[None].to(dev)
+        w2c = camera.world_to_cam[0]
+        depth_center = float((w2c[:3, :3] @ np.asarray(target, dtype=np.float64) + w2c[:3, 3])[2])
+        K_t = torch.as_tensor(K, dtype=torch.float32, device=dev)[None]
+        w2c_t = torch.as_tensor(w2c, dtype=torch.float32, device=dev)[None]
+        center_t = torch.tensor([depth_center], dtype=torch.float32, device=dev)
+        ortho = camera.projection == "orthographic"
+        size = (self.config.image_size, self.config.image_size)
+        with torch.no_grad():
+            features = self.model.encode(image)[-1:]  # the last stack, as PIFu infers
+
+        def fn(points: np.ndarray) -> np.ndarray:
+            out = np.empty(len(points), np.float32)
+            with torch.no_grad():
+                for i in range(0, len(points), self.batch):
+                    p = torch.as_tensor(points[i : i + self.batch], dtype=torch.float32, device=dev)[None]
+                    occ = self.model.query(features, p, K_t, w2c_t, ortho, center_t, size)[-1]
+                    out[i : i + len(p[0])] = occ[0].float().cpu().numpy()
+            return out
+
+        return fn
+
+    def reconstruct(
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        camera: Cameras,
+        target: np.ndarray,
+        resolution: int = 256,
+        keep_all: bool = False,
+    ) -> Reconstruction:
+        """The mesh of one image (see :func:`~avatarkit.reconstruct.volume.reconstruct_view`)."""
+        fn = self.occupancy_function(rgb, mask, camera, target)
+        return reconstruct_view(fn, camera, target, resolution, keep_all=keep_all)

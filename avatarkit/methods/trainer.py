@@ -1,0 +1,363 @@
+"""The training loop every method shares (the core of ``avatarkit train``).
+
+A method (see :class:`Trainable`) supplies its network, its data, its loss and its
+validation; :func:`train` supplies the rest: the optimiser and its schedule, mixed
+precision on CUDA, several processes with ``torchrun`` (DDP: NCCL on GPUs, gloo on the
+CPU), checkpoints (last, best by validation, resumable), TensorBoard scalars and image
+grids, ``metrics.jsonl``, and a clean stop on Ctrl-C or SIGTERM: the step in progress
+ends, a checkpoint is saved, and :class:`TrainResult` says it was interrupted.
+
+The core never prints: progress goes to a :class:`Reporter` the command line supplies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from avatarkit.errors import OptionError
+from avatarkit.methods import checkpoint as ckpt
+from avatarkit.methods.configs import TrainConfig, to_dict
+
+
+class Trainable(Protocol):
+    """What a method gives the trainer."""
+
+    name: str
+    config: TrainConfig
+    best_metric: str
+    """Validation metric that picks ``best.pt`` (higher is better)."""
+
+    def setup(self, device: torch.device) -> None:
+        """Check the data and prepare it (raises :class:`~avatarkit.errors.InputError`)."""
+
+    def build_model(self) -> torch.nn.Module: ...
+
+    def loader(self, start: int, stop: int, rank: int, world: int, workers: int) -> Iterable[Any]:
+        """Batches for steps ``start`` to ``stop`` of this rank."""
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def validate(self, model: torch.nn.Module, meshes: bool) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """Metrics and (H, W, 3) uint8 images on the held-out subjects."""
+
+    def batch_images(self, batch: Any) -> np.ndarray:
+        """An (H, W, 3) uint8 grid of a batch's inputs."""
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must carry beyond the weights (the split, cameras, data paths)."""
+
+
+class Reporter:
+    """Progress sink; the default one is silent."""
+
+    def start(self, total: int, done: int) -> None: ...
+
+    def update(self, step: int, logs: dict[str, float]) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """How a run ended: ``steps`` done, whether it was ``interrupted``, its checkpoints and
+    its last validation ``metrics``."""
+
+    steps: int
+    interrupted: bool
+    last: Path
+    best: Path | None
+    metrics: dict[str, float]
+    best_value: float | None
+    samples_per_s: float
+
+
+@dataclasses.dataclass
+class Distributed:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @classmethod
+    def setup(cls, device: str) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        dev = torch.device(device)
+        if world > 1:
+            import datetime
+
+            import torch.distributed as dist
+
+            if dev.type == "cuda":
+                dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(dev)
+            if not dist.is_initialized():
+                backend = "nccl" if dev.type == "cuda" else "gloo"
+                dist.init_process_group(backend, timeout=datetime.timedelta(minutes=60))
+        return cls(rank, world, dev)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def current_rank() -> int:
+    """This process's rank under torchrun (0 otherwise), without starting anything."""
+    return int(os.environ.get("RANK", "0"))
+
+
+class _StopRequest:
+    """The first SIGINT or SIGTERM asks the loop to stop after the step in progress; a
+    second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    method: Trainable,
+    folder: ckpt.RunFolder,
+    device: str,
+    resume: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
+    workers: int = 0,
+    command: str = "",
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train ``method`` into the run ``folder``, continuing from the checkpoint dict ``resume``;
+    ``overwrite`` deletes the run the folder holds first."""
+    reporter = reporter or Reporter()
+    config = method.config
+    config.check()
+    dist = Distributed.setup(device)
+    writer = None
+    try:
+        method.setup(dist.device)
+        if overwrite and dist.main:
+            _clear(folder)
+        dist.barrier()
+        torch.manual_seed(config.seed)
+        model = method.build_model().to(dist.device)
+        optimizer = _optimizer(config, model)
+        milestones = sorted({max(1, round(f * config.max_steps)) for f in config.lr_decay_at})
+
+        def decay(done: int) -> float:  # learning-rate factor after ``done`` steps
+            return config.lr_decay ** sum(done >= m for m in milestones)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+        use_amp = config.amp and dist.device.type == "cuda"
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler(dist.device.type, enabled=use_amp and amp_dtype == torch.float16)
+        step, best = 0, {"metric": method.best_metric, "value": None, "step": None}
+        metrics: dict[str, float] = {}
+        if resume is not None:
+            try:
+                model.load_state_dict(resume["model"])
+            except RuntimeError as exc:
+                raise OptionError(
+                    f"the checkpoint's network does not fit this config ({str(exc).splitlines()[0]}); "
+                    "the network's shape cannot change when resuming"
+                ) from None
+            optimizer.load_state_dict(resume["optimizer"])
+            scheduler.load_state_dict(resume["scheduler"])
+            if resume.get("scaler"):
+                scaler.load_state_dict(resume["scaler"])
+            step, best, metrics = int(resume["step"]), dict(resume["best"]), dict(resume.get("metrics", {}))
+            for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+                group["lr"] = base * decay(step)  # the schedule of this config (max_steps may have grown)
+        trained = model
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            trained = DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+            )
+
+        def state() -> dict[str, Any]:
+            return {
+                "method": method.name,
+                "config": to_dict(config),
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "best": best,
+                "metrics": metrics,
+                "method_state": method.state(),
+                "command": command,
+            }
+
+        if dist.main:
+            folder.root.mkdir(parents=True, exist_ok=True)
+            _write_json(folder.config, {"method": method.name, "config": to_dict(config), **method.state()})
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(folder.tensorboard))
+
+        def validate(at: int) -> None:
+            nonlocal metrics
+            if dist.main:
+                meshes = at == config.max_steps or (config.mesh_every > 0 and at % config.mesh_every == 0)
+                model.eval()
+                with torch.no_grad():
+                    metrics, images = method.validate(model, meshes)
+                model.train()
+                for name, value in metrics.items():
+                    writer.add_scalar(name, value, at)
+                for name, image in images.items():
+                    writer.add_image(name, image, at, dataformats="HWC")
+                with open(folder.metrics, "a") as f:
+                    f.write(json.dumps({"step": at, "time": time.time(), **metrics}) + "\n")
+                value = metrics.get(method.best_metric)
+                if value is not None and math.isfinite(value) and (best["value"] is None or value > best["value"]):
+                    best.update(value=float(value), step=at)
+                    ckpt.save(folder.best, state())
+                reporter.note(_describe(at, metrics))
+            dist.barrier()
+
+        def save_last() -> None:
+            if dist.main:
+                ckpt.save(folder.last, state())
+            dist.barrier()
+
+        model.train()
+        interrupted = False
+        rate_window: list[float] = []
+        samples_per_s = 0.0
+        reporter.start(config.max_steps, step)
+        validated_at = step if resume is not None else -1
+        with _StopRequest() as stop:
+            t_last = time.perf_counter()
+            for batch in method.loader(step, config.max_steps, dist.rank, dist.world, workers):
+                with torch.autocast(dist.device.type, dtype=amp_dtype, enabled=use_amp):
+                    loss, logs = method.loss(trained, batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                now = time.perf_counter()
+                rate_window = [*rate_window[-49:], now - t_last]
+                t_last = now
+                samples_per_s = config.batch_size * dist.world * len(rate_window) / sum(rate_window)
+                logs = {"loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0], **logs}
+                reporter.update(step, logs)
+                if dist.main and step % config.log_every == 0:
+                    for name, value in logs.items():
+                        writer.add_scalar(f"train/{name}", value, step)
+                    writer.add_scalar("perf/samples_per_s", samples_per_s, step)
+                    writer.add_scalar("perf/it_per_s", samples_per_s / (config.batch_size * dist.world), step)
+                if dist.main and step % config.image_every == 0:
+                    writer.add_image("train/inputs", method.batch_images(batch), step, dataformats="HWC")
+                if step % config.val_every == 0 or step == config.max_steps:
+                    validate(step)
+                    validated_at = step
+                if step % config.checkpoint_every == 0 or step == config.max_steps:
+                    save_last()
+                if dist.any(stop.requested):
+                    interrupted = True
+                    break
+        if interrupted or validated_at != step:
+            if not interrupted and step > 0:
+                validate(step)
+            save_last()
+        reporter.close()
+        return TrainResult(
+            steps=step,
+            interrupted=interrupted,
+            last=folder.last,
+            best=folder.best if folder.best.is_file() else None,
+            metrics=metrics,
+            best_value=best["value"],
+            samples_per_s=samples_per_s,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+        dist.close()
+
+
+def _clear(folder: ckpt.RunFolder) -> None:
+    """Delete what a run wrote into its folder (and nothing else)."""
+    import shutil
+
+    for path in (folder.checkpoints, folder.tensorboard):
+        if path.is_dir():
+            shutil.rmtree(path)
+    for path in (folder.metrics, folder.config):
+        path.unlink(missing_ok=True)
+
+
+def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    return torch.optim.RMSprop(model.parameters(), lr=config.lr, momentum=0, weight_decay=0)
+
+
+def _describe(step: int, metrics: dict[str, float]) -> str:
+    parts = ", ".join(f"{k.removeprefix('val/')} {v:.4g}" for k, v in metrics.items())
+    return f"step {step}: {parts}"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    from avatarkit.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
