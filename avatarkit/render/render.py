@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarkit.errors import InputError, OptionError
+from avatarkit.errors import OptionError
 from avatarkit.geometry.surface import vertex_normals
 from avatarkit.render import lighting as L
 from avatarkit.render.cameras import Cameras
@@ -27,7 +27,6 @@ from avatarkit.structures import Mesh, Views
 
 LIGHTINGS = ("none", "sh", "prt", "directional")
 ALBEDOS = ("auto", "texture", "vertex", "flat")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MAX_RAYS_PER_BATCH = 4_000_000
 BUFFERS = ("depth", "normal", "uv", "label")
 
@@ -232,37 +231,21 @@ class _Albedo:
 
 class _Backgrounds:
     def __init__(self, config: RenderConfig, rng: np.random.Generator) -> None:
+        from avatarkit.io.images import list_images
+
         self.color = np.asarray(config.background, dtype=np.uint8)
         self.rng = rng
-        self.images: list[Path] = []
-        if config.background_dir is not None:
-            folder = Path(config.background_dir)
-            if not folder.is_dir():
-                raise InputError("background folder does not exist", folder)
-            self.images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not self.images:
-                raise InputError("no images (.png, .jpg, ...) in the background folder", folder)
+        self.images = [] if config.background_dir is None else list_images(config.background_dir)
 
     def take(self, count: int, h: int, w: int) -> np.ndarray:
         """(count, h, w, 3) uint8 backgrounds."""
+        from avatarkit.io.images import random_crop
+
         if not self.images:
             return np.broadcast_to(self.color, (count, h, w, 3))
-        return np.stack([self._crop(self.images[self.rng.integers(len(self.images))], h, w) for _ in range(count)])
-
-    def _crop(self, path: Path, h: int, w: int) -> np.ndarray:
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                scale = max(h / im.height, w / im.width, 1.0)
-                if scale > 1.0:
-                    im = im.resize((int(np.ceil(im.width * scale)), int(np.ceil(im.height * scale))), Image.BILINEAR)
-                x = int(self.rng.integers(0, im.width - w + 1))
-                y = int(self.rng.integers(0, im.height - h + 1))
-                return np.asarray(im.crop((x, y, x + w, y + h)), dtype=np.uint8)
-        except OSError as exc:
-            raise InputError(f"unreadable background image ({exc})", path) from None
+        return np.stack(
+            [random_crop(self.images[self.rng.integers(len(self.images))], self.rng, h, w) for _ in range(count)]
+        )
 
 
 def _environments(config: RenderConfig, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -175,6 +175,25 @@ def test_ssaa_smooths_edges_without_moving_them():
     assert levels_four > levels_one  # blended edge pixels
 
 
+def test_backgrounds_are_random_crops_from_a_folder(tmp_path):
+    from PIL import Image
+
+    mesh = _sphere_with_sides()
+    cams = orbit(np.array([0.0, 1.0, 0.0]), 0.5, [0.0, 90.0], [0.0], (40, 40))
+    folder = tmp_path / "lsun"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)).save(folder / "room.png")  # smaller: scaled up
+    plain = render(mesh, cams, RenderConfig())
+    backed = render(mesh, cams, RenderConfig(background_dir=folder), seed=1)
+    m = plain.mask > 0
+    assert np.array_equal(backed.rgb[m], plain.rgb[m])  # the subject is untouched
+    assert backed.rgb[~m].std() > 30 and not np.array_equal(backed.rgb[0][~m[0]], backed.rgb[1][~m[1]])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images"):
+        render(mesh, cams, RenderConfig(background_dir=tmp_path / "empty"))
+
+
 def test_hdr_round_trip_and_lighting_from_it(tmp_path):
     rng = np.random.default_rng(0)
     image = rng.uniform(0.01, 20.0, (16, 32, 3)).astype(np.float32)
