@@ -13,7 +13,8 @@ Presets reproduce the recipes of the systems avatarkit replaces (``docs/sampling
 
 - ``pifu`` (PIFu, ``lib/data/TrainDataset.py``, ``select_sampling_method``): 4N surface
   points moved by a Gaussian of sigma 5 cm and N/4 uniform points in the box (16:1), then
-  labels balanced: at most N/2 inside, the rest outside, N in all.
+  labels balanced: at most N/2 inside, the rest outside, N in all. PIFu draws N = 5000 per
+  step; the preset makes a pool of 100,000 that ``train pifu`` draws its 5000 from.
 - ``deepsdf`` (DeepSDF, ``src/PreprocessMesh.cpp``): 47/50 of the points near the surface,
   half with variance 0.005 and half with 0.0005 *in the unit frame* (sigma = sqrt(variance)
   times the unit radius, here in metres; DeepSDF's buffer 1.03), 3/50 uniform in the unit
@@ -122,7 +123,7 @@ class SamplingConfig:
 PRESETS: dict[str, SamplingConfig] = {
     "pifu": SamplingConfig(
         preset="pifu",
-        points=5000,
+        points=100_000,  # a pool: train pifu draws PIFu's 5000 per step from it
         uniform_fraction=1 / 17,
         sigmas=(0.05,),
         region="box",
