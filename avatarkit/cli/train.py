@@ -201,8 +201,6 @@ def _train(
     )
     if not main:
         raise typer.Exit(130 if result.interrupted else 0)
-    for message in getattr(method, "warnings", []):
-        console.warning(message)
     summary = {
         "run": str(output),
         "method": spec.name,

@@ -99,6 +99,18 @@ def test_bad_inputs_name_the_problem(pifu_data, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_worker_processes_load_the_same_items(pifu_data, tmp_path):
+    """HDF5 files opened lazily in each DataLoader worker; items keyed, so the same run."""
+    for workers in (0, 2):
+        r = _train(
+            pifu_data, tmp_path / f"w{workers}", "--max-steps", 3, "--workers", workers, "--val-fraction", 0, "-q"
+        )
+        assert r.exit_code == 0, r.output
+    assert _same(
+        _weights(tmp_path / "w0" / "checkpoints" / "last.pt"), _weights(tmp_path / "w2" / "checkpoints" / "last.pt")
+    )
+
+
 def _env():
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     env.pop("RANK", None)

@@ -15,14 +15,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from avatarkit.errors import AvatarkitError, AvatarkitWarning, InputError
+from avatarkit.errors import AvatarkitError, InputError
 from avatarkit.methods.pifu import data as D
 from avatarkit.methods.pifu.config import PifuConfig
 from avatarkit.render.cameras import look_at
@@ -49,13 +48,10 @@ class PifuMethod:
 
     def setup(self, device: torch.device) -> None:
         self.device = device
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", AvatarkitWarning)
-            subjects = D.match_subjects(self.views, self.samples, self.meshes or None)
-            self.view_sets = [D.read_view_set(s.views) for s in subjects]
-            for s in subjects:
-                D.check_samples(s.samples)
-        self.warnings = [str(w.message) for w in caught if issubclass(w.category, AvatarkitWarning)]
+        subjects = D.match_subjects(self.views, self.samples, self.meshes or None)
+        self.view_sets = [D.read_view_set(s.views) for s in subjects]
+        for s in subjects:
+            D.check_samples(s.samples)
         self.subjects = subjects
         self.train_index, self.val_index = self._split()
         self.camera = self.restored.get("camera") or _run_camera([self.view_sets[i] for i in self.train_index])
