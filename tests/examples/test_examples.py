@@ -1,0 +1,37 @@
+"""The examples run as written (at a tiny size), so they cannot drift from the verbs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import TINY_PIFU
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        N="3",
+        VIEWS="4",
+        SIZE="64",
+        CONFIG="small",
+        STEPS="4",
+        RESOLUTION="32",
+        TRAIN_ARGS=" ".join(map(str, TINY_PIFU[2:])),  # the tiny network (after --config small)
+    )
+    done = subprocess.run(
+        ["bash", str(ROOT / "examples" / "pipeline.sh"), str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test subject: chamfer" in done.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["units"] == "cm" and metrics["chamfer_l1"] > 0
+    assert (tmp_path / "pred.png").is_file() and not (tmp_path / "data" / "views" / "human_0002.h5").exists()
+    split = json.loads((tmp_path / "runs" / "pifu" / "config.json").read_text())["split"]
+    assert sorted(split["train"] + split["val"]) == ["human_0000", "human_0001"]  # human_0002 is the test
