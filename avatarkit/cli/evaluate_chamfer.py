@@ -63,6 +63,10 @@ def evaluate_chamfer(
     h3ds = {"region": region, "landmarks_pred": landmarks_pred, "landmarks_gt": landmarks_gt, "gt_region": gt_region}
     if protocol != "h3ds" and any(v is not None for v in h3ds.values()):
         raise OptionError("--region, --landmarks-pred, --landmarks-gt and --gt-region belong to --protocol h3ds")
+    if protocol == "h3ds" and (samples is not None or tau or units is not None):
+        raise OptionError("--protocol h3ds fixes its own numbers (every vertex, mm): drop --samples, --tau and --units")
+    if protocol in ("icon", "pifuhd") and tau:
+        raise OptionError(f"--protocol {protocol} reports no F-score: drop --tau")
     if protocol == "h3ds":
         pairs = _pairs(pred, gt)
         if len(pairs) != 1:
@@ -71,8 +75,10 @@ def evaluate_chamfer(
         if json:
             console.emit_json(row)
         else:
+            failed = f" [{row['error']}]" if "error" in row else ""
             console.info(
-                f"{row['pred']}: gt_to_pred {row['gt_to_pred']:.4g} mm, pred_to_gt {row['pred_to_gt']:.4g} mm", quiet
+                f"{row['pred']}: gt_to_pred {row['gt_to_pred']:.4g} mm, pred_to_gt {row['pred_to_gt']:.4g} mm{failed}",
+                quiet,
             )
         return
     chosen = PROTOCOLS[protocol]
@@ -93,12 +99,16 @@ def evaluate_chamfer(
             if len(pairs) > 1 and not json:
                 console.info(_line(rows[-1]), quiet)
             bar.advance(task)
-    result = rows[0] if len(pairs) == 1 else {"pairs": rows, "summary": _summary(rows)}
+    failed = sum("error" in r for r in rows)
+    result = rows[0] if len(pairs) == 1 else {"pairs": rows, "n_pairs": len(rows), "n_failed": failed}
+    if len(pairs) > 1:
+        result["summary"] = _summary(rows)
     if json:
         console.emit_json(result)
     elif len(pairs) == 1:
         console.info(_line(rows[0]), quiet)
     else:
+        console.info(f"{len(rows)} pairs, {failed} failed (infinite distances: see the medians)", quiet)
         for name, stats in result["summary"].items():
             console.info(f"{name}: mean {stats['mean']:.5g}, median {stats['median']:.5g}", quiet)
 
@@ -127,36 +137,44 @@ def _pairs(pred: Path, gt: Path | None) -> list[tuple[Path, Path]]:
     from avatarkit.io.meshfile import HDF5_SUFFIXES, MESH_SUFFIXES
 
     def by_stem(folder):
-        return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in (*MESH_SUFFIXES, *HDF5_SUFFIXES)}
+        found: dict[str, Path] = {}
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() not in (*MESH_SUFFIXES, *HDF5_SUFFIXES):
+                continue
+            if p.stem in found:  # x.obj beside x.h5: pick one, visibly (the .h5 if there is one)
+                keep = found[p.stem] if found[p.stem].suffix.lower() in HDF5_SUFFIXES else p
+                console.warning(f"{folder}: {found[p.stem].name} and {p.name} share a stem; using {keep.name}")
+                p = keep
+            found[p.stem] = p
+        return found
 
     preds, gts = by_stem(pred), by_stem(gt)
     common = sorted(set(preds) & set(gts))
     if not common:
         raise InputError(f"no file stems in common with {gt}", pred)
+    for folder, names in ((gt, set(preds) - set(gts)), (pred, set(gts) - set(preds))):
+        if names:
+            shown = ", ".join(sorted(names)[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            console.warning(f"no match in {folder} for {len(names)} file(s), left out: {shown}")
     return [(preds[s], gts[s]) for s in common]
 
 
 def _evaluate_pair(pred, gt, protocol, seed, device, input_units, up, output, heatmap) -> dict:
-    from avatarkit.errors import MeshError
-    from avatarkit.evaluate.chamfer import evaluate_icon, evaluate_meshes, failed_metrics
+    from avatarkit.evaluate.chamfer import evaluate_icon, evaluate_meshes, evaluate_pifuhd, failed_metrics
     from avatarkit.io.hdf5 import write_artifact
     from avatarkit.io.meshfile import load_pair_member
 
     def load(path):
-        return load_pair_member(path, input_units, up)
+        return load_pair_member(path, input_units, up, units_flag="--input-units")
 
     ground_truth = load(gt)
-    error = None
-    try:
-        prediction = load(pred)
-    except MeshError as exc:
-        if "empty mesh" not in str(exc):
-            raise
-        prediction, error = None, str(exc)
+    prediction, error = _load_prediction(pred, load)
     if prediction is None:
         metrics = failed_metrics(protocol)
     elif protocol.name == "icon":
         metrics = evaluate_icon(prediction, ground_truth, protocol, seed, device)
+    elif protocol.name == "pifuhd":
+        metrics = evaluate_pifuhd(prediction, ground_truth, protocol, seed, device)
     else:
         metrics = evaluate_meshes(prediction, ground_truth, protocol, seed, device)
     row = {
@@ -178,18 +196,54 @@ def _evaluate_pair(pred, gt, protocol, seed, device, input_units, up, output, he
     return row
 
 
+def _load_prediction(path, load):
+    """The predicted mesh, or (None, why) for a failed reconstruction: an empty mesh, or one
+    whose faces have no area. Unreadable files still raise (exit 1)."""
+    from avatarkit.errors import MeshError
+    from avatarkit.geometry.surface import face_areas_normals
+
+    try:
+        mesh = load(path)
+    except MeshError as exc:
+        if "empty mesh" not in str(exc):
+            raise
+        return None, str(exc)
+    if not face_areas_normals(mesh.vertices, mesh.faces)[0].sum() > 0:
+        return None, f"{path}: every face has zero area"
+    return mesh, None
+
+
 def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) -> dict:
     import numpy as np
 
     from avatarkit.errors import InputError
-    from avatarkit.evaluate.h3ds import evaluate_h3ds, mesh_landmarks, read_landmark_file, read_region_file
+    from avatarkit.evaluate.h3ds import (
+        evaluate_h3ds,
+        failed_h3ds_metrics,
+        load_h3ds_mesh,
+        mesh_landmarks,
+        read_landmark_file,
+        read_region_file,
+    )
     from avatarkit.io.hdf5 import write_artifact
-    from avatarkit.io.meshfile import load_pair_member
 
     def load(path):
-        return load_pair_member(path, input_units, up)
+        return load_h3ds_mesh(path, input_units, up, "--input-units")
 
-    prediction, ground_truth = load(pred), load(gt)
+    ground_truth = load(gt)
+    prediction, error = _load_prediction(pred, load)
+    row = {
+        "pred": str(pred),
+        "gt": str(gt),
+        "protocol": "h3ds",
+        "units": "mm",
+        "region": options["region"] or "full head",
+    }
+    if prediction is None:
+        metrics = failed_h3ds_metrics()
+        if output is not None:
+            write_artifact(output, metrics, console.provenance([pred, gt]))
+        return {**row, "landmarks": False, "n_samples": 0, **metrics.values, "error": error}
     lp = read_landmark_file(options["landmarks_pred"]) if options["landmarks_pred"] else mesh_landmarks(prediction)
     lg = read_landmark_file(options["landmarks_gt"]) if options["landmarks_gt"] else mesh_landmarks(ground_truth)
     region_gt = read_region_file(options["gt_region"]) if options["gt_region"] else None
@@ -215,11 +269,7 @@ def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) 
 
         write_heatmap(heatmap, aligned, ground_truth, device)
     return {
-        "pred": str(pred),
-        "gt": str(gt),
-        "protocol": "h3ds",
-        "units": "mm",
-        "region": options["region"] or "full head",
+        **row,
         "landmarks": bool(lp and lg),
         "n_samples": len(prediction.vertices),
         **metrics.values,
@@ -228,7 +278,7 @@ def _evaluate_h3ds(pred, gt, options, input_units, up, output, heatmap, device) 
 
 def _line(row: dict) -> str:
     keys = ("chamfer_l1", "accuracy", "completeness", "p2s", "normal_consistency")
-    if row["protocol"] == "icon":
+    if row["protocol"] in ("icon", "pifuhd"):
         keys = ("chamfer", "p2s")
     numbers = ", ".join(f"{k} {row[k]:.4g}" for k in keys)
     return f"{row['pred']}: {numbers} ({row['units']})" + (f" [{row['error']}]" if "error" in row else "")

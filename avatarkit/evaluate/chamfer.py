@@ -56,8 +56,9 @@ PROTOCOLS = {
         "pifuhd",
         samples=10_000,
         units="cm",
-        taus=(0.01, 0.02),
-        source="PIFuHD-style: 10k samples per surface, reported in centimetres",
+        taus=(),
+        source="PIFuHD, lib/evaluator.py MeshEvaluator.get_chamfer_dist and get_surface_dist: 10k samples, "
+        "point-to-surface both ways, P2S from the prediction, x100",
     ),
     "icon": Protocol(
         "icon",
@@ -74,20 +75,54 @@ def evaluate_icon(pred: Mesh, gt: Mesh, protocol: Protocol = PROTOCOLS["icon"], 
     from ``samples`` ground-truth samples to the predicted surface, and ``chamfer``, the mean
     of that and the distance from as many predicted samples to the ground-truth surface;
     both x100 (centimetres for metre meshes)."""
+    return _point_to_surface(pred, gt, protocol, seed, device, p2s_from="gt")
+
+
+def evaluate_pifuhd(pred: Mesh, gt: Mesh, protocol: Protocol = PROTOCOLS["pifuhd"], seed: int = 0, device="cpu"):
+    """PIFuHD's two numbers (``MeshEvaluator`` in its ``lib/evaluator.py``): ``p2s``, the mean
+    distance from ``samples`` *predicted* samples to the ground-truth surface, and ``chamfer``,
+    the mean of that and the distance from as many ground-truth samples to the predicted
+    surface; x100 (centimetres for metre meshes)."""
+    return _point_to_surface(pred, gt, protocol, seed, device, p2s_from="pred")
+
+
+def _point_to_surface(pred: Mesh, gt: Mesh, protocol: Protocol, seed: int, device, p2s_from: str) -> Metrics:
+    """Samples on each surface, exact distances to the other *surface*, both ways."""
     from avatarkit.geometry.sdf import MeshDistance
 
+    check_sizes(pred, gt)
     rng = np.random.default_rng(seed)
     sg = sample_surface(gt, protocol.samples, rng).points
     sp = sample_surface(pred, protocol.samples, rng).points
     gt_to_pred = np.abs(MeshDistance(pred.vertices, pred.faces, device).query(sg, "normal").sdf)
     pred_to_gt = np.abs(MeshDistance(gt.vertices, gt.faces, device).query(sp, "normal").sdf)
     scale = UNITS[protocol.units]
+    p2s = gt_to_pred if p2s_from == "gt" else pred_to_gt
     values = {
-        "p2s": float(gt_to_pred.mean() * scale),
+        "p2s": float(p2s.mean() * scale),
         "chamfer": float(0.5 * (gt_to_pred.mean() + pred_to_gt.mean()) * scale),
     }
-    per_point = {"p2s": (gt_to_pred * scale).astype(np.float32), "pred_to_gt": (pred_to_gt * scale).astype(np.float32)}
+    per_point = {
+        "gt_points": sg,
+        "gt_to_pred": (gt_to_pred * scale).astype(np.float32),
+        "pred_points": sp,
+        "pred_to_gt": (pred_to_gt * scale).astype(np.float32),
+    }
     return Metrics(values, protocol.units, protocol.name, per_point)
+
+
+def check_sizes(pred: Mesh, gt: Mesh, flag: str = "--input-units") -> None:
+    """Warn (:class:`AvatarkitWarning`) when the two meshes' sizes differ by 10x or more: a
+    likely units mistake (``flag`` names the option that fixes it)."""
+    size_pred, size_gt = float(pred.extent().max()), float(gt.extent().max())
+    # a hair of tolerance: a mesh scaled by exactly 10 must warn despite float32 rounding
+    if size_pred > 0 and size_gt > 0 and max(size_pred / size_gt, size_gt / size_pred) >= 10 * (1 - 1e-6):
+        warnings.warn(
+            f"the prediction is {size_pred:.3g} m across and the ground truth {size_gt:.3g} m: "
+            f"a units mistake? ({flag} on mesh files)",
+            AvatarkitWarning,
+            stacklevel=3,
+        )
 
 
 def evaluate_meshes(
@@ -108,14 +143,7 @@ def evaluate_meshes(
         raise OptionError(f"--samples must be positive, got {protocol.samples}")
     if protocol.units not in UNITS:
         raise OptionError(f"--units must be one of {', '.join(UNITS)}, got {protocol.units!r}")
-    size_pred, size_gt = float(pred.extent().max()), float(gt.extent().max())
-    if size_pred > 0 and size_gt > 0 and max(size_pred / size_gt, size_gt / size_pred) >= 10:
-        warnings.warn(
-            f"the prediction is {size_pred:.3g} m across and the ground truth {size_gt:.3g} m: "
-            "a units mistake? (--units on mesh files)",
-            AvatarkitWarning,
-            stacklevel=2,
-        )
+    check_sizes(pred, gt)
     rng = np.random.default_rng(seed)
     sp = sample_surface(pred, protocol.samples, rng)
     sg = sample_surface(gt, protocol.samples, rng)
@@ -153,7 +181,7 @@ def evaluate_meshes(
 
 def failed_metrics(protocol: Protocol) -> Metrics:
     """The metrics of an empty prediction: every distance infinite, every score 0."""
-    if protocol.name == "icon":
+    if protocol.name in ("icon", "pifuhd"):
         return Metrics(dict.fromkeys(("p2s", "chamfer"), float("inf")), protocol.units, protocol.name)
     values = dict.fromkeys(("accuracy", "completeness", "chamfer_l1", "chamfer_l2", "p2s", "hausdorff"), float("inf"))
     values["normal_consistency"] = 0.0

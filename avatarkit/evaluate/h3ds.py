@@ -15,15 +15,19 @@ Its steps, in millimetres as the dataset is:
 
 The same library calls are made with the same arguments, so the numbers match that code.
 Without a region file, ICP uses every ground-truth vertex (the package always has one).
+Without landmarks on both meshes step 1 is skipped with a warning, as the package does.
+Vertex indices (landmark and region files) count the vertices as the file lists them:
+:func:`load_h3ds_mesh` keeps that order where our mesh reader would weld duplicates.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from avatarkit.errors import InputError, OptionError
+from avatarkit.errors import AvatarkitWarning, InputError, OptionError
 from avatarkit.structures import Mesh, Metrics
 
 H3DS_LANDMARKS = ("right_eye", "left_eye", "nose_tip", "nose_base", "right_lips", "left_lips")
@@ -57,6 +61,38 @@ def read_region_file(path: str | Path) -> np.ndarray:
         raise InputError(f"not a region file of vertex indices ({exc})", path) from None
 
 
+def load_h3ds_mesh(path: str | Path, units: str | None = None, up: str = "y", units_flag: str = "--units") -> Mesh:
+    """A mesh for the h3ds protocol, its vertices in the file's order.
+
+    Our reader welds vertices that share a position (UV seams); H3DS's own reader keeps
+    every ``v`` line, and its landmark and region files index those lines. Where welding
+    changed the count, the file is read again in its own order (same units and axes).
+    """
+    from avatarkit.io.meshfile import HDF5_SUFFIXES, UNIT_SCALE, UP_TO_Y, load_pair_member
+
+    mesh = load_pair_member(path, units, up, units_flag)
+    if Path(path).suffix.lower() in HDF5_SUFFIXES:
+        return mesh
+    import trimesh
+
+    raw = trimesh.load(path, process=False, maintain_order=True, force="mesh")
+    if len(raw.vertices) == len(mesh.vertices):
+        return mesh
+    warnings.warn(
+        f"{path}: {len(raw.vertices)} vertices as listed, {len(mesh.vertices)} once duplicates are welded; the "
+        "h3ds protocol counts them as listed (as H3DS's reader does), so landmark and region indices must too",
+        AvatarkitWarning,
+        stacklevel=2,
+    )
+    v = np.asarray(raw.vertices, dtype=np.float64) * UNIT_SCALE[units or "m"] @ UP_TO_Y[up].T
+    return Mesh(v.astype(np.float32), np.asarray(raw.faces, dtype=np.int32))
+
+
+def failed_h3ds_metrics() -> Metrics:
+    """The metrics of an empty prediction: infinite distances."""
+    return Metrics(dict.fromkeys(("gt_to_pred", "pred_to_gt", "chamfer"), float("inf")), "mm", "h3ds")
+
+
 def mesh_landmarks(mesh: Mesh) -> dict[str, int]:
     """The vertex landmarks stored in a mesh file (``/landmarks``), by name."""
     if mesh.landmarks is None:
@@ -82,6 +118,9 @@ def evaluate_h3ds(
     import trimesh
     from scipy.spatial import cKDTree
 
+    from avatarkit.evaluate.chamfer import check_sizes
+
+    check_sizes(pred, gt)
     vp = pred.vertices.astype(np.float64) * MM
     vg = gt.vertices.astype(np.float64) * MM
     if region is not None and region_gt is None:
@@ -104,6 +143,15 @@ def evaluate_h3ds(
                 raise InputError(f"a {which} landmark names vertex {int(ids.max())} of {count}")
         coarse, _, _ = trimesh.registration.procrustes(vp[ip], vg[ig], reflection=False)
         vp = trimesh.transform_points(vp, coarse)
+    else:
+        which = "either mesh" if not (landmarks_pred or landmarks_gt) else "the prediction"
+        which = "the ground truth" if landmarks_pred and not landmarks_gt else which
+        warnings.warn(
+            f"no landmarks on {which}: the landmark alignment is skipped and ICP starts from the meshes as "
+            "they are (--landmarks-pred, --landmarks-gt)",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
     source = vg if region_gt is None else vg[region_gt]
     fine, _, _ = trimesh.registration.icp(source, vp)
     to_gt = np.linalg.inv(fine)
