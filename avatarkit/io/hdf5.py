@@ -124,7 +124,7 @@ def _write_extras(f, obj: Any) -> None:
         f.attrs["pitch"] = float(obj.pitch)
         _write_attrs(f, obj.attrs)
     elif isinstance(obj, Transform):
-        for name in ("scale", "rmse", "fitness"):
+        for name in ("scale", "rmse", "fitness", "coverage"):
             f.attrs[name] = float(getattr(obj, name))
         f.attrs["iterations"] = int(obj.iterations)
         f.attrs["method"] = obj.method
@@ -300,6 +300,7 @@ _BUILDERS = {
         fitness=float(f.attrs["fitness"]),
         iterations=int(f.attrs["iterations"]),
         method=_plain(f.attrs["method"]),
+        coverage=float(f.attrs.get("coverage", np.nan)),
         **v,
     ),
     "metrics": lambda f, v: Metrics(

@@ -3,7 +3,10 @@
 trimesh parses and writes the formats. trimesh keeps one UV per vertex, so vertices
 are split at UV seams on the way out and welded back on the way in: face-corner
 positions and UVs survive a round trip exactly (to the format's float precision), and
-our OBJ-style ``uvs``/``face_uvs`` topology is restored. Normals are written where a
+our OBJ-style ``uvs``/``face_uvs`` topology is restored. The split keeps vertex ids: the
+mesh's V vertices are written first, in order, and only the seam duplicates follow, so
+vertex i of a mesh HDF5 is vertex i of its OBJ, PLY or GLB (landmark and region files
+made on one hold for the other). Normals are written where a
 format holds them but not read back: they are derived from the geometry when needed.
 
 What each format holds (anything else is dropped, with a warning from ``convert``):
@@ -42,7 +45,7 @@ PLAUSIBLE_SIZE = (0.1, 3.0)
 """Largest extent, metres, outside of which a mesh's units are likely wrong."""
 
 
-def load_mesh(path: str | Path, units: str | None = None, up: str = "y") -> Mesh:
+def load_mesh(path: str | Path, units: str | None = None, up: str = "y", units_flag: str = "--units") -> Mesh:
     """Load a mesh file or a ``mesh`` HDF5 file into our frame and units.
 
     Args:
@@ -51,6 +54,7 @@ def load_mesh(path: str | Path, units: str | None = None, up: str = "y") -> Mesh
             :class:`AvatarkitWarning` if the size is implausible (HDF5 files are
             always metres).
         up: the file's up axis, ``y`` or ``z`` (Z-up meshes are assumed to face -Y).
+        units_flag: the calling verb's option for ``units``, named by that warning.
 
     Returns:
         A validated mesh, metres, +Y up, facing +Z.
@@ -83,33 +87,34 @@ def load_mesh(path: str | Path, units: str | None = None, up: str = "y") -> Mesh
     if scale != 1.0 or up != "y":
         mesh = mesh.transformed(_rotation4(UP_TO_Y[up]), scale=scale)
     if units is None:
-        check_plausible_size(mesh, path)
+        check_plausible_size(mesh, path, units_flag)
     return mesh
 
 
-def load_pair_member(path: str | Path, units: str | None = None, up: str = "y") -> Mesh:
+def load_pair_member(path: str | Path, units: str | None = None, up: str = "y", units_flag: str = "--units") -> Mesh:
     """:func:`load_mesh` for verbs comparing two meshes, where one may be a mesh file and the
     other a mesh HDF5: ``units`` and ``up`` convert mesh files; HDF5 files are already
-    metres, +Y up, and are read as they are."""
+    metres, +Y up, and are read as they are. ``units_flag``: as for :func:`load_mesh`."""
     if Path(path).suffix.lower() in HDF5_SUFFIXES:
         return load_mesh(path)
-    return load_mesh(path, units, up)
+    return load_mesh(path, units, up, units_flag)
 
 
-def check_plausible_size(mesh: Mesh, path: str | Path) -> None:
-    """Warn (naming ``--units``) when a mesh read as metres is implausibly large or small."""
+def check_plausible_size(mesh: Mesh, path: str | Path, units_flag: str = "--units") -> None:
+    """Warn, naming the verb's units option ``units_flag``, when a mesh read as metres is
+    implausibly large or small (largest extent outside :data:`PLAUSIBLE_SIZE`)."""
     size = float(mesh.extent().max())
     low, high = PLAUSIBLE_SIZE
     if size > high:
         warnings.warn(
             f"{path}: mesh is {size:.4g} units across, implausible in metres; "
-            "if it is in centimetres or millimetres pass --units cm or --units mm",
+            f"if it is in centimetres or millimetres pass {units_flag} cm or {units_flag} mm",
             AvatarkitWarning,
             stacklevel=2,
         )
     elif size < low:
         warnings.warn(
-            f"{path}: mesh is only {size:.4g} m across; if that is not metres pass --units",
+            f"{path}: mesh is only {size:.4g} m across; if that is not metres pass {units_flag}",
             AvatarkitWarning,
             stacklevel=2,
         )
@@ -220,14 +225,11 @@ def _to_trimesh(mesh: Mesh, name: str, with_uv: bool):
     vertices, faces, keep = mesh.vertices, mesh.faces, np.arange(len(mesh.vertices))
     visual = None
     if with_uv and mesh.has_uvs:
-        # split vertices at UV seams: one vertex per distinct (vertex, uv) pair
-        pairs = np.stack([mesh.faces.reshape(-1), mesh.face_uvs.reshape(-1)], axis=1)
-        unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        keep = unique[:, 0]
-        vertices, faces = mesh.vertices[keep], inverse.reshape(-1, 3)
+        keep, uv_ids, faces = split_at_seams(mesh.faces, mesh.face_uvs, len(mesh.vertices))
+        vertices = mesh.vertices[keep]
         image = None if mesh.texture is None else PIL.Image.fromarray(mesh.texture)
         material = trimesh.visual.material.SimpleMaterial(image=image, name=name)
-        visual = trimesh.visual.TextureVisuals(uv=mesh.uvs[unique[:, 1]], material=material)
+        visual = trimesh.visual.TextureVisuals(uv=mesh.uvs[uv_ids], material=material)
     elif mesh.vertex_colors is not None:
         visual = trimesh.visual.ColorVisuals(vertex_colors=mesh.vertex_colors)
     tm = trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
@@ -236,3 +238,33 @@ def _to_trimesh(mesh: Mesh, name: str, with_uv: bool):
     if mesh.vertex_labels is not None:
         tm.vertex_attributes["label"] = mesh.vertex_labels[keep]
     return tm
+
+
+def split_at_seams(
+    faces: np.ndarray, face_uvs: np.ndarray, n_vertices: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One vertex per distinct (vertex, UV) pair, as formats with one UV per vertex need,
+    keeping vertex ids: vertex i stays vertex i (with the UV of its first pair, by UV index;
+    an unreferenced vertex gets UV 0) and only the extra pairs of vertices on UV seams are
+    appended after the ``n_vertices`` originals, by vertex then UV index.
+
+    Args:
+        faces: (F, 3) vertex ids. face_uvs: (F, 3) UV ids. n_vertices: V.
+
+    Returns:
+        keep: (V + S,) original vertex of each written vertex (``keep[:V] == arange(V)``);
+        uv_ids: (V + S,) UV id of each written vertex; faces: (F, 3) into the written vertices.
+    """
+    pairs = np.stack([np.asarray(faces).reshape(-1), np.asarray(face_uvs).reshape(-1)], axis=1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    first = np.ones(len(unique), dtype=bool)
+    first[1:] = unique[1:, 0] != unique[:-1, 0]  # sorted by vertex: a vertex's first pair keeps its id
+    extra = unique[~first]
+    new_id = np.empty(len(unique), dtype=np.int64)
+    new_id[first] = unique[first, 0]
+    new_id[~first] = n_vertices + np.arange(len(extra))
+    keep = np.concatenate([np.arange(n_vertices), extra[:, 0]])
+    uv_ids = np.zeros(n_vertices + len(extra), dtype=np.int64)
+    uv_ids[unique[first, 0]] = unique[first, 1]
+    uv_ids[n_vertices:] = extra[:, 1]
+    return keep, uv_ids, new_id[inverse.reshape(-1)].reshape(-1, 3)

@@ -131,6 +131,8 @@ class Transform:
     Attributes:
         source_to_target: (4, 4) float64; x_target = M @ x_source (scale folded into M).
         scale, rmse, fitness, iterations, method: as computed by the aligner.
+        coverage: share of target points within the correspondence distance of the moved
+            source (fitness seen from the target), or NaN when not measured.
     """
 
     source_to_target: np.ndarray
@@ -139,6 +141,7 @@ class Transform:
     fitness: float = float("nan")
     iterations: int = 0
     method: str = ""
+    coverage: float = float("nan")
 
 
 @dataclasses.dataclass

@@ -55,6 +55,31 @@ def test_convert_round_trip_obj_h5(tmp_path, textured_sphere):
         assert list(f.attrs["inputs"]) == [str(tmp_path / "m.obj")]
 
 
+def raw_vertices(path: Path) -> np.ndarray:
+    """The vertices exactly as a file lists them (OBJ parsed by hand; no welding, no reordering)."""
+    import trimesh
+
+    if path.suffix == ".obj":
+        lines = [line.split() for line in path.read_text().splitlines()]
+        return np.array([[float(x) for x in words[1:4]] for words in lines if words and words[0] == "v"])
+    return np.asarray(trimesh.load(path, process=False, force="mesh").vertices)
+
+
+@pytest.mark.parametrize("ext", ["ply", "obj", "glb"])
+def test_convert_keeps_vertex_ids_of_an_anny_human(tmp_path, make_generator, ext):
+    # landmark and region files index vertices: made on the .h5, they must hold for its export
+    human = make_generator(seed=0).subject(0)
+    assert human.has_uvs and len(human.uvs) != len(human.vertices)  # UV seams to split
+    src = write_artifact(tmp_path / "human.h5", human)
+    r = invoke("convert", src, tmp_path / f"human.{ext}")
+    assert r.exit_code == 0, r.output
+    raw = raw_vertices(tmp_path / f"human.{ext}")
+    v = len(human.vertices)
+    assert len(raw) > v and np.abs(raw[:v] - human.vertices).max() < 1e-6
+    ids = human.landmarks.vertex_ids[human.landmarks.vertex_ids >= 0]
+    assert np.abs(raw[ids] - human.vertices[ids]).max() < 1e-6
+
+
 def test_convert_units_flag_and_warning(tmp_path, textured_sphere):
     mesh = textured_sphere
     mesh.vertices = mesh.vertices * 100

@@ -13,6 +13,7 @@ from avatarkit.errors import OptionError
 from avatarkit.evaluate.align import icp, umeyama
 from avatarkit.geometry.surface import sample_surface, surface_normals
 from avatarkit.io.hdf5 import read_artifact, write_artifact
+from avatarkit.io.meshfile import save_mesh
 from avatarkit.structures import Mesh
 
 
@@ -57,6 +58,7 @@ def test_icp_recovers_transforms_between_two_samplings_of_a_human(make_generator
             source_normals=surface_normals(human, a.face, a.bary),
             target_normals=surface_normals(target_mesh, b.face, b.bary),
             target_mesh=target_mesh,
+            source_mesh=human,
         )
         moved = _apply(result.source_to_target, human.vertices.astype(np.float64))
         assert np.abs(moved - target_mesh.vertices).max() < 1e-4  # every vertex within 0.1 mm
@@ -85,3 +87,39 @@ def test_cli_with_landmarks_scale_and_aligned_output(make_generator, tmp_path):
     bad = ["--landmarks-source", tmp_path / "other.txt", "--landmarks-target", tmp_path / "lm.txt"]
     assert_clean_failure(invoke("icp-align", src, tgt, "-o", tmp_path / "x.h5", *bad), "landmark names do not match")
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("landmarks", [False, True])
+def test_scale_between_two_different_people_stays_plausible(make_generator, tmp_path, landmarks):
+    # a scan of one person onto a template of another (the issue's `icp-align scan.ply
+    # template.h5 --scale`): one-sided trimmed scale ICP shrank the scan onto part of the
+    # template (scale 0.74 here, for heights 1.01 apart); the symmetric pairs do not
+    generator = make_generator(seed=0)
+    a, b = generator.subject(0), generator.subject(1)
+    src = write_artifact(tmp_path / "scan.h5", a) if landmarks else save_mesh(a, tmp_path / "scan.ply")[0]
+    tgt = write_artifact(tmp_path / "template.h5", b)
+    r = invoke("icp-align", src, tgt, "-o", tmp_path / "T.h5", "--scale", "--samples", 20000, "--json")
+    assert r.exit_code == 0, r.output
+    assert "scale-range" not in r.stderr
+    summary = json.loads(r.stdout)
+    heights = np.ptp(b.vertices[:, 1]) / np.ptp(a.vertices[:, 1])
+    assert summary["scale"] == pytest.approx(heights, rel=0.05)
+    assert summary["fitness"] > 0.8 and summary["coverage"] > 0.8  # the scan covers the template
+    t = read_artifact(tmp_path / "T.h5", "transform")
+    assert t.scale == pytest.approx(summary["scale"]) and "symmetric" in t.method
+
+
+def test_scale_range_bounds_the_scale(make_generator):
+    # the same person, its samples scaled by 1.5: recovered within the default range, held at
+    # the bound of a narrower one
+    human = make_generator(seed=4).subject(0)
+    a = sample_surface(human, 5000, np.random.default_rng(2))
+    b = sample_surface(human, 5000, np.random.default_rng(3))
+    big = Mesh(human.vertices * 1.5, human.faces)
+    kwargs = dict(scale=True, target_mesh=big, source_mesh=human)
+    assert icp(a.points, b.points * 1.5, **kwargs).scale == pytest.approx(1.5, rel=1e-4)
+    assert icp(a.points, b.points * 1.5, scale_range=(0.9, 1.2), **kwargs).scale == pytest.approx(1.2)
+    init = np.diag([1.1, 1.1, 1.1, 1.0])  # bounds are relative to the starting scale
+    assert icp(a.points, b.points * 1.5, init, scale_range=(0.9, 1.2), **kwargs).scale == pytest.approx(1.32)
+    with pytest.raises(OptionError, match="scale-range"):
+        icp(a.points, b.points, scale=True, scale_range=(1.2, 2.0))

@@ -27,6 +27,29 @@ def test_face_corners_and_uvs_round_trip(tmp_path, textured_sphere, ext):
         assert np.array_equal(back.vertex_labels, mesh.vertex_labels)
 
 
+def raw_vertices(path):
+    """The vertices exactly as a file lists them (OBJ parsed by hand; no welding, no reordering)."""
+    import trimesh
+
+    if path.suffix == ".obj":
+        lines = [line.split() for line in path.read_text().splitlines()]
+        return np.array([[float(x) for x in words[1:4]] for words in lines if words and words[0] == "v"])
+    return np.asarray(trimesh.load(path, process=False, force="mesh").vertices)
+
+
+@pytest.mark.parametrize("ext", ["obj", "ply", "glb", "off"])
+def test_vertex_ids_survive_the_seam_split(tmp_path, textured_sphere, ext):
+    # vertex i of the mesh is vertex i of the file; seam duplicates come after the originals
+    mesh = textured_sphere
+    path = save_mesh(mesh, tmp_path / f"m.{ext}")[0]
+    raw = raw_vertices(path)
+    v = len(mesh.vertices)
+    assert len(raw) > v or ext == "off"  # this mesh has seams: there are duplicates to append
+    assert np.abs(raw[:v] - mesh.vertices).max() < 1e-6
+    back = load_mesh(path)
+    assert np.abs(back.vertices - mesh.vertices).max() < 1e-6  # welded back in the same order
+
+
 def test_obj_texture_files_are_named_after_the_mesh(tmp_path, textured_sphere):
     written = save_mesh(textured_sphere, tmp_path / "body.obj")
     assert sorted(p.name for p in written) == ["body.mtl", "body.obj", "body.png"]
