@@ -12,7 +12,8 @@ A sampling recipe mixes three kinds of points:
 Presets reproduce the recipes of the systems avatarkit replaces (``docs/sampling.md``):
 
 - ``pifu`` (PIFu, ``lib/data/TrainDataset.py``, ``select_sampling_method``): 4N surface
-  points moved by a Gaussian of sigma 5 cm and N/4 uniform points in the box (16:1), then
+  points moved by a Gaussian of sigma 5 cm and N/4 uniform points in PIFu's box (16:1; its
+  ``B_MIN``, ``B_MAX`` for a scan 180 units tall, scaled to the subject's height), then
   labels balanced: at most N/2 inside, the rest outside, N in all. PIFu draws N = 5000 per
   step; the preset makes a pool of 100,000 that ``train pifu`` draws its 5000 from.
 - ``deepsdf`` (DeepSDF, ``src/PreprocessMesh.cpp``): 47/50 of the points near the surface,
@@ -42,7 +43,9 @@ from avatarkit.geometry.surface import sample_surface, surface_colors, surface_n
 from avatarkit.structures import Mesh, Samples
 
 BACKENDS = ("warp", "mesh-to-sdf")
-REGIONS = ("box", "unit-cube", "unit-sphere")
+REGIONS = ("box", "pifu-box", "unit-cube", "unit-sphere")
+PIFU_BOX = ((-128.0, -28.0, -128.0), (128.0, 228.0, 128.0))
+"""PIFu's B_MIN, B_MAX for its scans scaled to 180 units tall, feet at 0, centred in x and z."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +60,9 @@ class SamplingConfig:
             between ``sigmas``.
         sigmas: Gaussian standard deviations of the near points.
         sigma_frame: ``m`` (sigmas in metres) or ``unit`` (in units of the unit radius).
-        region: where uniform points lie: ``box``, ``unit-cube`` or ``unit-sphere``.
+        region: where uniform points lie: ``box``, ``pifu-box`` (PIFu's cube around the
+            subject, scaled to its height: about the volume its images see), ``unit-cube``
+            or ``unit-sphere``.
         bounds: (6,) box min xyz, max xyz, metres, for ``box``; None: the mesh's bounding
             box grown by ``margin`` times its largest side on every side.
         margin: see ``bounds``.
@@ -126,7 +131,7 @@ PRESETS: dict[str, SamplingConfig] = {
         points=100_000,  # a pool: train pifu draws PIFu's 5000 per step from it
         uniform_fraction=1 / 17,
         sigmas=(0.05,),
-        region="box",
+        region="pifu-box",
         balance=True,
         oversample=4.25,
     ),
@@ -163,8 +168,9 @@ def preset_config(name: str, **changes: Any) -> SamplingConfig:
     if "sigmas" in changes:
         changes["sigma_frame"] = "m"
         changes["sigmas"] = tuple(changes["sigmas"])
-    if "bounds" in changes:
+    if "bounds" in changes or "margin" in changes:
         changes["region"] = "box"
+    if "bounds" in changes:
         changes["bounds"] = tuple(changes["bounds"])
     recipe = {"surface_fraction", "uniform_fraction", "sigmas", "bounds", "margin"}
     if any(k in recipe and getattr(base, k) != v for k, v in changes.items()):
@@ -267,6 +273,10 @@ def _spans(start: int, counts: list[int]):
 
 def _box(mesh: Mesh, config: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = mesh.vertices.min(axis=0).astype(np.float64), mesh.vertices.max(axis=0).astype(np.float64)
+    if config.region == "pifu-box" and config.bounds is None:
+        scale = (hi[1] - lo[1]) / 180.0  # PIFu's units per metre of this subject
+        base = np.array([0.5 * (lo[0] + hi[0]), lo[1], 0.5 * (lo[2] + hi[2])])
+        return base + scale * np.asarray(PIFU_BOX[0]), base + scale * np.asarray(PIFU_BOX[1])
     if config.bounds is None:
         pad = config.margin * float((hi - lo).max())
         return lo - pad, hi + pad
@@ -280,7 +290,7 @@ def _box(mesh: Mesh, config: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _uniform(region, count, box, center, radius, rng) -> np.ndarray:
-    if region == "box":
+    if region in ("box", "pifu-box"):
         return rng.uniform(box[0], box[1], (count, 3)).astype(np.float32)
     if region == "unit-cube":
         return (center + radius * rng.uniform(-1.0, 1.0, (count, 3))).astype(np.float32)

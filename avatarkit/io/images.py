@@ -89,7 +89,7 @@ def random_crop(path: Path, rng: np.random.Generator, height: int, width: int) -
                 im = im.resize((int(np.ceil(im.width * scale)), int(np.ceil(im.height * scale))), Image.BILINEAR)
             x = int(rng.integers(0, im.width - width + 1))
             y = int(rng.integers(0, im.height - height + 1))
-            return np.asarray(im.crop((x, y, x + width, y + height)), dtype=np.uint8)
+            return np.array(im.crop((x, y, x + width, y + height)), dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"unreadable background image ({exc})", path) from None
 

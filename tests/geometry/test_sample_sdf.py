@@ -33,10 +33,17 @@ def test_pifu_is_balanced_with_box_points_at_16_to_1():
     assert candidates == 4000
     # the kept uniform points come from 4.25 N candidates of which 1/17 uniform
     assert 0.02 < s.attrs["n_uniform"] / 4000 < 0.12
+    # uniform points fill PIFu's box: (-128, -28, -128) to (128, 228, 128) for 180 units tall
     lo, hi = s.attrs["bounds_min"], s.attrs["bounds_max"]
-    assert np.allclose(lo, mesh.vertices.min(0) - 0.05 * 1.0, atol=1e-6)
-    assert np.allclose(hi, mesh.vertices.max(0) + 0.05 * 1.0, atol=1e-6)
-    assert (s.points >= lo - 1).all()
+    v = mesh.vertices
+    height = np.ptp(v[:, 1])
+    assert np.allclose(hi - lo, np.array([256, 256, 256]) / 180 * height)
+    assert np.isclose(lo[1], v[:, 1].min() - 28 / 180 * height) and np.isclose(0.5 * (lo[0] + hi[0]), v[:, 0].mean())
+    assert s.attrs["uniform_region"] == "pifu-box"
+    far = np.abs(s.points[:, 2] - v[:, 2].mean()) > 0.6 * height  # far in front or behind: empty space
+    assert far.any() and (s.sdf[far] > 0).all()
+    boxed = sample_sdf(mesh, preset_config("pifu", points=4000, margin=0.05), seed=1).attrs
+    assert np.allclose(boxed["bounds_min"], v.min(0) - 0.05 * 1.0, atol=1e-6) and boxed["uniform_region"] == "box"
 
 
 def test_sdf_is_negative_inside_and_matches_the_sphere():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from avatarkit.errors import InputError
+from avatarkit.errors import AvatarkitWarning, InputError
 from avatarkit.methods.configs import replace
 from avatarkit.methods.pifu import data as D
 from avatarkit.methods.pifu.config import PRESETS
@@ -57,6 +57,38 @@ def test_inside_points_project_onto_the_augmented_mask(dataset):
         control.append(on_mask(item, plain[(seed % 3, seed, -1)]["K"]))
     assert np.mean(hits) > 0.97 and min(hits) > 0.93, hits  # 64-pixel masks: thin limbs round off
     assert np.mean(control) < np.mean(hits) - 0.05, control
+
+
+def test_perspective_views_and_background_swaps(pifu_data, tmp_path):
+    """Perspective views train as orthographic ones do (points on their pixels); a background
+    folder fills what the mask leaves out, unless the image is masked as PIFu's is."""
+    from PIL import Image
+
+    from avatarkit.io.hdf5 import read_mesh, write_artifact
+    from avatarkit.render.cameras import orbit
+    from avatarkit.render.render import RenderConfig, render
+
+    mesh = read_mesh(pifu_data / "meshes" / "human_0001.h5")
+    v = mesh.vertices
+    center = 0.5 * (v.min(0) + v.max(0))
+    cams = orbit(center, float(np.linalg.norm(v - center, axis=1).max()), [0.0, 120.0, 240.0], [10.0], (64, 64))
+    write_artifact(tmp_path / "views" / "human_0001.h5", render(mesh, cams, RenderConfig()))
+    with pytest.warns(AvatarkitWarning, match="without a partner left out: human_0000, human_0002"):
+        subjects = D.match_subjects([tmp_path / "views"], [pifu_data / "samples"])
+    (tmp_path / "rooms").mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (80, 90, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "rooms" / "a.png")
+    for mask_input in (True, False):
+        config = replace(CONFIG, background_dir=str(tmp_path / "rooms"), mask_input=mask_input)
+        data = D.PifuDataset(subjects, [D.read_view_set(s.views) for s in subjects], config, augment=True)
+        item = data[(0, 5, -1)]
+        assert not bool(item["orthographic"])
+        inside = item["points"][item["labels"] > 0.5][None]
+        grid, _ = project(inside, item["K"][None], item["world_to_cam"][None], False, 64, 64)
+        px = np.rint((grid[0].numpy() + 1) / 2 * 64 - 0.5).astype(int).clip(0, 63)
+        assert item["mask"][0].numpy()[px[:, 1], px[:, 0]].mean() > 0.93
+        background = item["image"][:, item["mask"][0] == 0]
+        assert (background.abs().max() == 0) if mask_input else (background.std() > 0.3)
 
 
 def test_steps_split_across_ranks_and_resume_in_place():
