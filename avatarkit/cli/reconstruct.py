@@ -41,6 +41,13 @@ def reconstruct(
     ] = None,
     view: Annotated[int, typer.Option(help="Which view of a views file to reconstruct from.")] = 0,
     resolution: Annotated[int, typer.Option(help="Marching-cubes grid per side (a power of two).")] = 256,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="Octree: cells whose corners differ by less than this are filled unqueried (PIFu's 0.01; "
+            "0 queries every lattice point; larger is faster and may miss thin parts)."
+        ),
+    ] = 0.01,
     keep_all: Annotated[
         bool, typer.Option("--keep-all", help="Keep every connected part, not only the largest.")
     ] = False,
@@ -76,6 +83,8 @@ def reconstruct(
 
     if resolution < 8 or resolution & (resolution - 1):
         raise OptionError(f"--resolution must be a power of two of at least 8, got {resolution}")
+    if tolerance < 0:
+        raise OptionError(f"--tolerance must be 0 or more, got {tolerance}")
     if mask is not None and mask_threshold is not None:
         raise OptionError("--mask and --mask-threshold both give the mask; pass one")
     if output.suffix.lower() in MESH_SUFFIXES | HDF5_SUFFIXES:
@@ -98,6 +107,7 @@ def reconstruct(
         target=target,
         view=view,
         resolution=resolution,
+        tolerance=tolerance,
         keep_all=keep_all,
         preview=preview,
         device=device,
@@ -119,6 +129,7 @@ def _reconstruct_one(
     target,
     view,
     resolution,
+    tolerance,
     keep_all,
     preview,
     device,
@@ -146,7 +157,7 @@ def _reconstruct_one(
                 src,
             )
     aim = cameras.targets()[0]
-    result = trained.predictor(device).reconstruct(rgb, mask, cameras, aim, resolution, keep_all)
+    result = trained.predictor(device).reconstruct(rgb, mask, cameras, aim, resolution, keep_all, tolerance)
     write_mesh(result.mesh, dst, batch.for_input(provenance, src))
     if preview:
         _write_preview(dst.with_suffix(".png"), rgb, mask, normal, result.mesh, cameras, aim, device)

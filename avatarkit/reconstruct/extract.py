@@ -2,9 +2,12 @@
 
 :func:`evaluate_octree` evaluates a function on a regular grid coarse to fine, as PIFu's
 ``eval_grid_octree`` does: corners of a coarse grid first; a cell whose corners all lie on
-one side of the threshold is filled with the mean of its corners without querying the
-function; the others are split and their new points queried, down to single
-voxels. Only the cells the surface passes through (and the coarse lattice) cost queries.
+one side of the threshold (and, with PIFu's ``tolerance``, differ by less than it: the
+field is flat there) is filled with the mean of its corners without querying the
+function; the others are split and their new points queried, down to single voxels. Only
+the cells the surface passes through or the field changes in (and the coarse lattice)
+cost queries. Sides alone suit sharp fields (exact occupancy); a network's smooth field
+can cross the threshold between corners that agree, which the tolerance catches.
 :func:`extract_mesh` then runs scikit-image's marching cubes and maps vertices back to the
 world, keeping the largest connected component unless asked otherwise.
 """
@@ -32,12 +35,15 @@ def evaluate_octree(
     resolution: int = 256,
     initial: int = 32,
     threshold: float = 0.5,
+    tolerance: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Values of ``fn`` on the (resolution + 1)^3 lattice over ``bounds`` ((2, 3) min, max),
     queried coarse to fine; returns (values, number of points queried).
 
     ``fn`` maps (P, 3) world points to (P,) values; ``resolution`` and ``initial`` are
-    powers of two with initial <= resolution.
+    powers of two with initial <= resolution. A cell is filled without queries when its
+    corners all lie on one side of ``threshold``, and, with ``tolerance``, also differ by
+    less than it (PIFu's rule: the field is flat there, so no surface hides inside).
     """
     for name, value in (("resolution", resolution), ("initial", initial)):
         if value < 1 or value & (value - 1):
@@ -68,6 +74,8 @@ def evaluate_octree(
         corner_values = values[tuple((cells[:, None, :] + corners[None] * step).transpose(2, 0, 1))]
         inside = corner_values > threshold
         mixed = inside.any(axis=1) & ~inside.all(axis=1)
+        if tolerance is not None:
+            mixed |= np.ptp(corner_values, axis=1) >= tolerance
         _fill(values, known, cells[~mixed], corner_values[~mixed].mean(axis=1), step)
         half = step // 2
         cells = (cells[mixed][:, None, :] + corners[None] * half).reshape(-1, 3)  # children: all distinct

@@ -57,10 +57,12 @@ def reconstruct_view(
     initial: int = 32,
     threshold: float = 0.5,
     keep_all: bool = False,
+    tolerance: float | None = 0.01,
 ) -> Reconstruction:
     """Mesh of ``occupancy`` (world points (P, 3) -> (P,) in [0, 1], 1 inside) in the volume
     seen by the first camera of ``camera`` (see :func:`view_box`), evaluated coarse to fine
-    on a ``resolution``^3 grid, marching cubes at ``threshold``, in world metres."""
+    on a ``resolution``^3 grid (PIFu's rule: cells whose corners differ by less than
+    ``tolerance`` are filled), marching cubes at ``threshold``, in world metres."""
     w2c = camera.world_to_cam[0]
     rotation, translation = w2c[:3, :3], w2c[:3, 3]
     bounds = view_box(camera, target)
@@ -68,7 +70,7 @@ def reconstruct_view(
     def in_camera(points_cam: np.ndarray) -> np.ndarray:
         return occupancy((points_cam - translation) @ rotation)
 
-    values, queries = evaluate_octree(in_camera, bounds, resolution, min(initial, resolution), threshold)
+    values, queries = evaluate_octree(in_camera, bounds, resolution, min(initial, resolution), threshold, tolerance)
     mesh = extract_mesh(values, bounds, threshold, keep_all)
     mesh.vertices = ((mesh.vertices.astype(np.float64) - translation) @ rotation).astype(np.float32)
     return Reconstruction(mesh, queries, (resolution + 1) ** 3, bounds)

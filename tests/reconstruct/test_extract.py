@@ -26,6 +26,24 @@ def test_octree_equals_dense_with_far_fewer_queries():
     assert all_points / queried >= 5  # the issue's target: at least 5x fewer queries
 
 
+def test_pifus_tolerance_finds_what_hides_between_agreeing_corners():
+    """A smooth field (as a network's) with a small bump that crosses 0.5 only between
+    coarse lattice points: sides alone skip it; PIFu's tolerance queries it."""
+    step = (BOUNDS[1] - BOUNDS[0]) / 64
+    bump = BOUNDS[0] + step * 4.5  # in the corner cell of the coarse grid, far from the ball
+
+    def smooth(points):
+        body = 1 / (1 + np.exp((np.linalg.norm(points - [0.0, 1.0, 0.0], axis=1) - 0.3) / 0.02))
+        small = 0.6 * np.exp(-np.sum((points - bump) ** 2, axis=1) / (2 * (3 * step[0]) ** 2))
+        return np.maximum(body, small).astype(np.float32)
+
+    dense, all_points = evaluate_dense(smooth, BOUNDS, 64)
+    sides, _ = evaluate_octree(smooth, BOUNDS, 64, initial=8)
+    pifu, queried = evaluate_octree(smooth, BOUNDS, 64, initial=8, tolerance=0.01)
+    assert ((sides > 0.5) != (dense > 0.5)).sum() > 0  # the bump is lost
+    assert np.array_equal(pifu > 0.5, dense > 0.5) and queried < all_points
+
+
 def test_extracted_surface_is_the_sphere_facing_out_largest_part_only():
     values, _ = evaluate_octree(two_spheres, BOUNDS, resolution=64, initial=8)
     mesh = extract_mesh(values, BOUNDS)

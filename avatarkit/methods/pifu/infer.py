@@ -65,7 +65,8 @@ class PifuPredictor:
         target: np.ndarray,
         resolution: int = 256,
         keep_all: bool = False,
+        tolerance: float | None = 0.01,
     ) -> Reconstruction:
         """The mesh of one image (see :func:`~avatarkit.reconstruct.volume.reconstruct_view`)."""
         fn = self.occupancy_function(rgb, mask, camera, target)
-        return reconstruct_view(fn, camera, target, resolution, keep_all=keep_all)
+        return reconstruct_view(fn, camera, target, resolution, keep_all=keep_all, tolerance=tolerance)
