@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from pathlib import Path
 
 
 def best(fn, repeat: int = 3) -> float:
@@ -27,3 +28,42 @@ def anny_human():
 
 def machine() -> dict:
     return {"cpu_threads": len(os.sched_getaffinity(0))}
+
+
+@functools.cache
+def pifu_data(people: int = 4, views: int = 36, size: int = 256) -> Path:
+    """PIFu training data of ``people`` Anny humans (as the demo makes it) in a temporary
+    folder: meshes/, views/ (PIFu's rig, PRT lighting) and samples/ (the pifu preset's pool)."""
+    import tempfile
+
+    import numpy as np
+
+    from avatarkit.geometry.sample_sdf import preset_config, sample_sdf
+    from avatarkit.io.hdf5 import Provenance, write_artifact
+    from avatarkit.render.cameras import pifu_rig
+    from avatarkit.render.render import RenderConfig, render
+    from avatarkit.synth.generate import HumanGenerator, SynthConfig
+
+    root = Path(tempfile.mkdtemp(prefix="avatarkit_bench_pifu_"))
+    generator = HumanGenerator(SynthConfig(texture="clothes"))
+    for i in range(people):
+        mesh = generator.subject(i)
+        stem = f"human_{i:04d}"
+        mesh_path = write_artifact(root / "meshes" / f"{stem}.h5", mesh)
+        cameras = pifu_rig(mesh.vertices, size, np.arange(views) * 360.0 / views)
+        write_artifact(root / "views" / f"{stem}.h5", render(mesh, cameras, RenderConfig(lighting="prt")))
+        samples = sample_sdf(mesh, preset_config("pifu"), seed=i)
+        write_artifact(root / "samples" / f"{stem}.h5", samples, Provenance("bench", (str(mesh_path),)))
+    return root
+
+
+def train_pifu(data: Path, out: Path, config, device: str = "cpu"):
+    """Train PIFu with ``config`` on ``data`` into ``out``; returns the TrainResult and seconds."""
+    from avatarkit.methods.checkpoint import RunFolder
+    from avatarkit.methods.pifu.train import PifuMethod
+    from avatarkit.methods.trainer import train
+
+    method = PifuMethod(config, [data / "views"], [data / "samples"])
+    start = time.perf_counter()
+    result = train(method, RunFolder(out), device, overwrite=True)
+    return result, time.perf_counter() - start

@@ -28,7 +28,9 @@ def run_one(name: str) -> dict:
 
 
 def main(selected: list[str]) -> None:
-    results = {}
+    out = HERE / "results.json"
+    # a partial run updates the benchmarks it ran and keeps the others' last results
+    results = json.loads(out.read_text()) if selected and out.is_file() else {}
     failed = []
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem.removeprefix("bench_")
@@ -45,7 +47,7 @@ def main(selected: list[str]) -> None:
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         for key, value in results[name].items():
             print(f"  {key}: {value}", flush=True)
-    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    out.write_text(json.dumps(results, indent=2) + "\n")
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}")
 

@@ -5,7 +5,7 @@
 # H3DS/IDR data, voxels, and a texture recovered from renders. Everything lands in $1.
 set -euo pipefail
 out=${1:-demo_out}
-STEPS=${STEPS:-1500}  # training steps of the small PIFu (about 6 minutes here)
+STEPS=${STEPS:-1200}  # training steps of the small PIFu (about 8 minutes on 2 cores)
 mkdir -p "$out"
 avatarkit synth -n 6 --seed 0 --texture clothes -o "$out/meshes"
 avatarkit synth -n 1 --seed 1 --texture clothes -o "$out/test"  # the held-out person
