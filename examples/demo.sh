@@ -39,4 +39,4 @@ m = json.load(open(sys.argv[1]))
 print(f"held-out person: chamfer {m['chamfer_l1']:.2f} cm, P2S {m['p2s']:.2f} cm, "
       f"normal consistency {m['normal_consistency']:.3f}")
 PY
-echo "report: $out/report/ (metrics.json; prediction.png: input, ground truth, prediction front and side)"
+echo "report: $out/report/ (metrics.json; prediction.preview.png: input, ground truth, prediction front and side)"

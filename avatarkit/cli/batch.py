@@ -35,11 +35,12 @@ class Outcome:
     info: dict = dataclasses.field(default_factory=dict)
 
 
-def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
-    """Pair each input with its output path (see the module docstring)."""
+def plan_outputs(inputs: list[Path], output: Path, file_suffixes=H5_SUFFIXES) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path (see the module docstring); ``-o`` names a file
+    when its suffix is one of ``file_suffixes``."""
     if not inputs:
         raise OptionError("no input files given")
-    if output.suffix.lower() in H5_SUFFIXES:
+    if output.suffix.lower() in file_suffixes:
         if len(inputs) > 1:
             raise OptionError(f"{len(inputs)} inputs need an output folder, not the file {output}")
         return [(inputs[0], output)]

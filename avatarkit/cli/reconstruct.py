@@ -87,12 +87,11 @@ def reconstruct(
         raise OptionError(f"--tolerance must be 0 or more, got {tolerance}")
     if mask is not None and mask_threshold is not None:
         raise OptionError("--mask and --mask-threshold both give the mask; pass one")
-    if output.suffix.lower() in MESH_SUFFIXES | HDF5_SUFFIXES:
-        if len(inputs) > 1:
-            raise OptionError(f"{len(inputs)} inputs need an output folder, not the file {output}")
-        pairs = [(inputs[0], output)]
-    else:
-        pairs = batch.plan_outputs(inputs, output)
+    pairs = batch.plan_outputs(inputs, output, MESH_SUFFIXES | HDF5_SUFFIXES)
+    given = {p.resolve() for p in [*inputs, *([mask] if mask is not None and mask.is_file() else [])]}
+    clash = [_preview_path(dst) for _, dst in pairs if preview and _preview_path(dst).resolve() in given]
+    if clash:
+        raise OptionError(f"--preview would write over the input {clash[0]}; choose another -o")
     if mask is not None and mask.is_file() and len(inputs) > 1:
         raise OptionError("one --mask file for several images: give a folder of masks named like the images")
     device = resolve_device(device)
@@ -146,21 +145,12 @@ def _reconstruct_one(
         rgb, mask, cameras, normal = _from_views(src, view)
     else:
         rgb, mask = _image_and_mask(src, masks, mask_threshold)
-        cameras = _camera(trained, camera_file, camera_index, target)
-        normal = None
-        if rgb.shape[:2] != (cameras.height, cameras.width):
-            from avatarkit.errors import InputError
-
-            raise InputError(
-                f"the image is {rgb.shape[1]} x {rgb.shape[0]} pixels but the camera expects "
-                f"{cameras.width} x {cameras.height} (crop and scale it as the training views, or give --camera)",
-                src,
-            )
-    aim = cameras.targets()[0]
+        cameras, normal = _camera(trained, camera_file, camera_index, target), None
+    aim = cameras.target[0]
     result = trained.predictor(device).reconstruct(rgb, mask, cameras, aim, resolution, keep_all, tolerance)
     write_mesh(result.mesh, dst, batch.for_input(provenance, src))
     if preview:
-        _write_preview(dst.with_suffix(".png"), rgb, mask, normal, result.mesh, cameras, aim, device)
+        _write_preview(_preview_path(dst), rgb, mask, normal, result.mesh, cameras, aim, device)
     return {
         "vertices": len(result.mesh.vertices),
         "faces": len(result.mesh.faces),
@@ -171,19 +161,20 @@ def _reconstruct_one(
     }
 
 
+def _preview_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.preview.png")
+
+
 def _from_views(path: Path, index: int):
-    from avatarkit.errors import InputError
+    from avatarkit.errors import InputError, OptionError
+    from avatarkit.io.cameras import read_cameras
     from avatarkit.io.hdf5 import read_view
 
     views = read_view(path, index)
-    cameras = views.cameras()
-    if cameras.target is None:  # an older views file: where the whole rig aims
-        from avatarkit.io.cameras import read_cameras
-
-        targets = read_cameras(path).targets()
-        if targets is None:
-            raise InputError("the views file does not say where its cameras aim (no /cameras/target)", path)
-        cameras.target = targets[index][None]
+    try:  # where the rig aims: the file's targets, or (older files) the rig's focus
+        cameras = read_cameras(path).aimed().subset(index)
+    except OptionError as exc:
+        raise InputError(str(exc), path) from None
     mask = views.mask[0] > 127
     if not mask.any():
         raise InputError(f"view {index} has an empty mask", path)

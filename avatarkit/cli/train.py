@@ -175,8 +175,9 @@ def _train(
         if name not in spec.presets:
             raise OptionError(f"--config must be one of {', '.join(spec.presets)}, got {name!r}")
         base = spec.presets[name]
+    if resume and overrides.get("val_fraction", base.val_fraction) != base.val_fraction:
+        raise OptionError("a resumed run keeps its held-out subjects: --val-fraction applies to new runs")
     cfg = replace(base, **overrides)
-    cfg.check()
     for option in spec.data:
         if option.required and not data.get(option.name):
             raise OptionError(f"--{option.name} is required")

@@ -425,10 +425,13 @@ def _json_value(value):
 
 
 def is_complete(path: str | Path, kind: str) -> bool:
-    """True when ``path`` is a valid file of ``kind`` (a finished output to skip)."""
+    """True when ``path`` is a valid file of ``kind`` (a finished output to skip); any other
+    file that exists is complete, since every writer renames its output into place whole."""
     path = Path(path)
     if not path.is_file():
         return False
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return True
     try:
         with open_h5(path) as f:
             check_kind(f, path, kind)

@@ -40,25 +40,19 @@ def read_rgba(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
             rgba = np.asarray(im.convert("RGBA"))
     except OSError as exc:
         raise InputError(f"unreadable image ({exc})", path) from None
-    alpha = rgba[..., 3] > 127 if has_alpha else None
+    alpha = rgba[..., 3] > 127 if has_alpha else None  # a mask's own alpha, or a cut-out photo's
     if alpha is not None and alpha.all():
         alpha = None
     return np.ascontiguousarray(rgba[..., :3]), alpha
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """(H, W) bool: a pixel is in the mask when its grey value (or alpha, if any) is above 127."""
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", path)
-    try:
-        with Image.open(path) as im:
-            band = im.getchannel("A") if "A" in im.getbands() and im.mode != "LA" else im.convert("L")
-            return np.asarray(band) > 127
-    except OSError as exc:
-        raise InputError(f"unreadable mask ({exc})", path) from None
+    """(H, W) bool: a pixel is in the mask when its alpha (where the alpha hides something)
+    or else its grey value is above 127."""
+    rgb, alpha = read_rgba(path)
+    if alpha is not None:
+        return alpha
+    return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) > 127
 
 
 def mask_from_background(rgb: np.ndarray, threshold: float) -> np.ndarray:

@@ -54,7 +54,8 @@ class RunFolder:
         return self.root / "tensorboard"
 
     def has_run(self) -> bool:
-        return self.last.is_file() or self.best.is_file()
+        """Whether a run wrote here (a checkpoint, or its logs from a run that died before one)."""
+        return any(p.exists() for p in (self.checkpoints, self.config, self.metrics, self.tensorboard))
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

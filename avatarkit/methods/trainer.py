@@ -12,10 +12,12 @@ The core never prints: progress goes to a :class:`Reporter` the command line sup
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterable
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from avatarkit.errors import OptionError
+from avatarkit.errors import AvatarkitError, OptionError
 from avatarkit.methods import checkpoint as ckpt
 from avatarkit.methods.configs import TrainConfig, to_dict
 
@@ -56,6 +58,9 @@ class Trainable(Protocol):
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint must carry beyond the weights (the split, cameras, data paths)."""
+
+    def close(self) -> None:
+        """Release open files (called when training ends, however it ends)."""
 
 
 class Reporter:
@@ -179,47 +184,42 @@ def train(
     command: str = "",
     overwrite: bool = False,
 ) -> TrainResult:
-    """Train ``method`` into the run ``folder``, continuing from the checkpoint dict ``resume``;
-    ``overwrite`` deletes the run the folder holds first."""
+    """Train ``method`` into the run ``folder``, continuing from the checkpoint dict ``resume``.
+
+    ``overwrite`` replaces the run the folder holds: its files are set aside when training
+    starts, deleted once the new run has saved a checkpoint, and put back if it fails first.
+    The learning rate follows the config's schedule at every step (a resumed run with a new
+    ``lr`` or ``max_steps`` follows the new one); the optimiser itself cannot change.
+    """
     reporter = reporter or Reporter()
     config = method.config
     config.check()
     dist = Distributed.setup(device)
-    writer = None
+    writer, aside, saved = None, None, False
+    fresh = resume is None and not folder.root.exists()
     try:
         method.setup(dist.device)
         if overwrite and dist.main:
-            _clear(folder)
+            aside = _set_aside(folder)
         dist.barrier()
         torch.manual_seed(config.seed)
         model = method.build_model().to(dist.device)
         optimizer = _optimizer(config, model)
         milestones = sorted({max(1, round(f * config.max_steps)) for f in config.lr_decay_at})
 
-        def decay(done: int) -> float:  # learning-rate factor after ``done`` steps
-            return config.lr_decay ** sum(done >= m for m in milestones)
+        def set_lr(done: int) -> float:  # the schedule: lr times lr_decay per milestone passed
+            lr = config.lr * config.lr_decay ** sum(done >= m for m in milestones)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            return lr
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
         use_amp = config.amp and dist.device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler(dist.device.type, enabled=use_amp and amp_dtype == torch.float16)
         step, best = 0, {"metric": method.best_metric, "value": None, "step": None}
         metrics: dict[str, float] = {}
         if resume is not None:
-            try:
-                model.load_state_dict(resume["model"])
-            except RuntimeError as exc:
-                raise OptionError(
-                    f"the checkpoint's network does not fit this config ({str(exc).splitlines()[0]}); "
-                    "the network's shape cannot change when resuming"
-                ) from None
-            optimizer.load_state_dict(resume["optimizer"])
-            scheduler.load_state_dict(resume["scheduler"])
-            if resume.get("scaler"):
-                scaler.load_state_dict(resume["scaler"])
-            step, best, metrics = int(resume["step"]), dict(resume["best"]), dict(resume.get("metrics", {}))
-            for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
-                group["lr"] = base * decay(step)  # the schedule of this config (max_steps may have grown)
+            step, best, metrics = _restore(resume, config, model, optimizer, scaler)
         trained = model
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -235,7 +235,6 @@ def train(
                 "step": step,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "best": best,
                 "metrics": metrics,
@@ -272,8 +271,13 @@ def train(
             dist.barrier()
 
         def save_last() -> None:
+            nonlocal aside, saved
+            saved = True
             if dist.main:
                 ckpt.save(folder.last, state())
+                if aside is not None:  # the new run has a checkpoint: the old one can go
+                    shutil.rmtree(aside)
+                    aside = None
             dist.barrier()
 
         model.train()
@@ -282,22 +286,21 @@ def train(
         samples_per_s = 0.0
         reporter.start(config.max_steps, step)
         validated_at = step if resume is not None else -1
-        with _StopRequest() as stop:
+        with _StopRequest() as stop, _worker_errors():
             t_last = time.perf_counter()
             for batch in method.loader(step, config.max_steps, dist.rank, dist.world, workers):
+                lr = set_lr(step)
                 with torch.autocast(dist.device.type, dtype=amp_dtype, enabled=use_amp):
                     loss, logs = method.loss(trained, batch)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                scheduler.step()
                 step += 1
                 now = time.perf_counter()
                 rate_window = [*rate_window[-49:], now - t_last]
-                t_last = now
                 samples_per_s = config.batch_size * dist.world * len(rate_window) / sum(rate_window)
-                logs = {"loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0], **logs}
+                logs = {"loss": float(loss.detach()), "lr": lr, **logs}
                 reporter.update(step, logs)
                 if dist.main and step % config.log_every == 0:
                     for name, value in logs.items():
@@ -314,11 +317,11 @@ def train(
                 if dist.any(stop.requested):
                     interrupted = True
                     break
+                t_last = time.perf_counter()  # the rate counts training steps, not validations
         if interrupted or validated_at != step:
             if not interrupted and step > 0:
                 validate(step)
             save_last()
-        reporter.close()
         return TrainResult(
             steps=step,
             interrupted=interrupted,
@@ -328,21 +331,89 @@ def train(
             best_value=best["value"],
             samples_per_s=samples_per_s,
         )
-    finally:
+    except BaseException:
         if writer is not None:
             writer.close()
+        if dist.main and resume is None and not saved:  # a new run that failed before any checkpoint
+            _discard(folder, fresh)
+        raise
+    finally:
+        reporter.close()
+        method.close()
+        if writer is not None:
+            writer.close()
+        if aside is not None:  # failed before its first checkpoint: the old run comes back
+            _put_back(folder, aside)
         dist.close()
 
 
-def _clear(folder: ckpt.RunFolder) -> None:
-    """Delete what a run wrote into its folder (and nothing else)."""
-    import shutil
+def _restore(resume: dict[str, Any], config, model, optimizer, scaler) -> tuple[int, dict, dict]:
+    """Load a checkpoint's weights and optimiser state; returns (step, best, metrics)."""
+    saved = resume.get("config", {}).get("optimizer")
+    if saved != config.optimizer:
+        raise OptionError(f"the run was trained with --optimizer {saved}; a resumed run cannot change it")
+    try:
+        model.load_state_dict(resume["model"])
+    except RuntimeError as exc:
+        raise OptionError(
+            f"the checkpoint's network does not fit this config ({str(exc).splitlines()[0]}); "
+            "the network's shape cannot change when resuming"
+        ) from None
+    optimizer.load_state_dict(resume["optimizer"])
+    if resume.get("scaler"):
+        scaler.load_state_dict(resume["scaler"])
+    return int(resume["step"]), dict(resume["best"]), dict(resume.get("metrics", {}))
 
-    for path in (folder.checkpoints, folder.tensorboard):
+
+_RUN_FILES = ("checkpoints", "tensorboard", "metrics.jsonl", "config.json")
+
+
+def _set_aside(folder: ckpt.RunFolder) -> Path | None:
+    """Move the run a folder holds into ``.replaced/`` (None when there is none)."""
+    present = [folder.root / name for name in _RUN_FILES if (folder.root / name).exists()]
+    if not present:
+        return None
+    aside = folder.root / ".replaced"
+    if aside.exists():
+        shutil.rmtree(aside)
+    aside.mkdir()
+    for path in present:
+        path.rename(aside / path.name)
+    return aside
+
+
+def _put_back(folder: ckpt.RunFolder, aside: Path) -> None:
+    """Undo :func:`_set_aside`: the old run's files return."""
+    _discard(folder, created=False)
+    for path in aside.iterdir():
+        path.rename(folder.root / path.name)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _discard(folder: ckpt.RunFolder, created: bool) -> None:
+    """Delete what a run that never saved a checkpoint wrote (and its folder, if it made it)."""
+    for name in _RUN_FILES:
+        path = folder.root / name
         if path.is_dir():
             shutil.rmtree(path)
-    for path in (folder.metrics, folder.config):
-        path.unlink(missing_ok=True)
+        else:
+            path.unlink(missing_ok=True)
+    if created and folder.root.is_dir() and not any(folder.root.iterdir()):
+        folder.root.rmdir()
+
+
+@contextlib.contextmanager
+def _worker_errors():
+    """A data worker's error arrives as its type with the worker's traceback in the message;
+    keep the one line the user needs (its last)."""
+    try:
+        yield
+    except AvatarkitError as exc:
+        text = str(exc).strip()
+        if "Traceback" not in text:
+            raise
+        last = text.splitlines()[-1]
+        raise type(exc)(last.partition(": ")[2] or last) from None
 
 
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

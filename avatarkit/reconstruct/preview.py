@@ -28,9 +28,7 @@ def render_normals(mesh: Mesh, camera: Cameras, device: str = "cpu") -> np.ndarr
 def side_camera(camera: Cameras, target: np.ndarray) -> Cameras:
     """The first camera of ``camera`` turned 90 degrees about the vertical through ``target``
     (world +Y), at the same distance: the profile view."""
-    w2c = camera.world_to_cam[0]
-    eye = -w2c[:3, :3].T @ w2c[:3, 3]
-    offset = eye - target
+    offset = camera.centers()[0] - target
     turned = np.array([offset[2], offset[1], -offset[0]])  # a quarter turn about +Y
     pose = look_at(target + turned, target)
     return Cameras(camera.K[:1], pose[None], camera.projection, camera.width, camera.height, target[None])

@@ -34,18 +34,19 @@ def view_box(camera: Cameras, target: np.ndarray) -> np.ndarray:
     """(2, 3) min and max corners, camera coordinates, of the volume seen by the first view of
     ``camera``: the whole image across, centred on ``target`` (world), as deep as the larger
     side. For perspective cameras the image's extent is taken at the target's depth."""
-    w2c, k = camera.world_to_cam[0], camera.K[0]
-    center = w2c[:3, :3] @ np.asarray(target, dtype=np.float64) + w2c[:3, 3]
-    scale = center[2] if camera.projection == "perspective" else 1.0
+    one = camera.subset(0)
+    one.target = np.asarray(target, dtype=np.float64)[None]
+    depth, k = float(one.target_depths()[0]), one.K[0]
+    scale = depth if camera.projection == "perspective" else 1.0
     if not scale > 0:
         raise OptionError("the camera's target is behind it")
     # the image spans its pixel centres 0..W-1 and half a pixel beyond each edge
     x = (np.array([-0.5, camera.width - 0.5]) - k[0, 2]) / k[0, 0] * scale
     y = (np.array([-0.5, camera.height - 0.5]) - k[1, 2]) / k[1, 1] * scale
     half_depth = 0.5 * max(np.ptp(x), np.ptp(y))
-    z = np.array([center[2] - half_depth, center[2] + half_depth])
+    z = np.array([depth - half_depth, depth + half_depth])
     if camera.projection == "perspective":
-        z[0] = max(z[0], 1e-3 * center[2])  # never behind the camera
+        z[0] = max(z[0], 1e-3 * depth)  # never behind the camera
     return np.stack([[x.min(), y.min(), z[0]], [x.max(), y.max(), z[1]]])
 
 

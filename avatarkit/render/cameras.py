@@ -76,6 +76,23 @@ class Cameras:
         focus = self.focus()
         return None if focus is None else np.repeat(focus[None], len(self), 0)
 
+    def aimed(self) -> Cameras:
+        """These cameras with ``target`` filled from :meth:`targets`; raises
+        :class:`OptionError` when nothing says where they aim."""
+        targets = self.targets()
+        if targets is None:
+            raise OptionError(
+                "the cameras do not say where they aim (no target) and do not aim at one point, so the "
+                "subject's depth is unknown"
+            )
+        return Cameras(self.K, self.world_to_cam, self.projection, self.width, self.height, targets)
+
+    def target_depths(self) -> np.ndarray:
+        """(N,) camera depth (+Z, metres) of each camera's target: the origin of depth for
+        pixel-aligned networks. Needs ``target`` (see :meth:`aimed`)."""
+        r, t = self.world_to_cam[:, :3, :3], self.world_to_cam[:, :3, 3]
+        return np.einsum("nj,nj->n", r[:, 2], self.target) + t[:, 2]
+
     def subset(self, index) -> Cameras:
         """The cameras at ``index`` (an int, slice or index array), as a rig of their own."""
         index = np.atleast_1d(np.arange(len(self))[index])

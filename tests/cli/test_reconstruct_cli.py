@@ -35,6 +35,9 @@ def photo(pifu_data, tmp_path):
 
 
 def test_from_a_views_file_into_the_ground_truths_frame(run, pifu_data, tmp_path):
+    views = read_artifact(pifu_data / "views" / "human_0001.h5", "views")
+    Image.fromarray(views.rgb[2]).save(tmp_path / "photo.png")
+    Image.fromarray(views.mask[2]).save(tmp_path / "photo_mask.png")
     out = tmp_path / "pred.h5"
     r = invoke("reconstruct", run, pifu_data / "views" / "human_0001.h5", "--view", 2, "-o", out,
                "--resolution", 64, "--preview", "--json")  # fmt: skip
@@ -43,8 +46,16 @@ def test_from_a_views_file_into_the_ground_truths_frame(run, pifu_data, tmp_path
     assert info["queries"] < info["lattice_points"] and info["faces"] > 0
     pred, gt = read_mesh(out), read_mesh(pifu_data / "meshes" / "human_0001.h5")
     assert np.linalg.norm(pred.vertices.mean(0) - gt.vertices.mean(0)) < 0.25  # the same place, in metres
-    with Image.open(out.with_suffix(".png")) as preview:  # input, truth, front, side
+    with Image.open(tmp_path / "pred.preview.png") as preview:  # input, truth, front, side
         assert preview.size == (4 * 512, 512)
+    # the same view through --camera (the views file's own cameras), the last checkpoint
+    r = invoke("reconstruct", run, tmp_path / "photo.png", "--camera", pifu_data / "views" / "human_0001.h5",
+               "--camera-index", 2, "--checkpoint", "last", "--keep-all", "-o", tmp_path / "again.h5",
+               "--resolution", 64)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    again = read_mesh(tmp_path / "again.h5")
+    assert len(again.faces) >= len(pred.faces)  # --keep-all keeps every part
+    assert np.abs(again.vertices.min(0) - pred.vertices.min(0)).max() < 0.05
 
 
 def test_a_photo_with_its_mask_beside_it_uses_the_runs_camera(run, photo, tmp_path):
@@ -71,6 +82,12 @@ def test_a_folder_of_photos_with_a_folder_of_masks(run, photo, tmp_path):
                "--resolution", 32, "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.h5", "b.h5"]
+    # finished outputs are kept, mesh files too, unless --overwrite
+    r = invoke("reconstruct", run, photo, "-o", tmp_path / "one.obj", "--resolution", 32)
+    before = (tmp_path / "one.obj").stat().st_mtime_ns
+    r = invoke("reconstruct", run, photo, "-o", tmp_path / "one.obj", "--resolution", 32, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == [str(tmp_path / "one.obj")]
+    assert (tmp_path / "one.obj").stat().st_mtime_ns == before
 
 
 def test_bad_inputs_name_the_problem(run, photo, pifu_data, tmp_path):
@@ -92,7 +109,16 @@ def test_bad_inputs_name_the_problem(run, photo, pifu_data, tmp_path):
     r = invoke("reconstruct", run, pifu_data / "samples" / "human_0000.h5", "-o", tmp_path / "x.h5")
     assert_clean_failure(r, "'samples'", "'views'")
     assert not (tmp_path / "x.h5").exists()
-    # a plain background is enough with --mask-threshold
+    # --preview must not write over an input: photo.obj's preview would be photo.preview.png
+    (tmp_path / "photo.preview.png").write_bytes(photo.read_bytes())
+    r = invoke("reconstruct", run, tmp_path / "photo.preview.png", "--mask", tmp_path / "photo_mask.png",
+               "-o", tmp_path / "photo.obj", "--preview")  # fmt: skip
+    assert_clean_failure(r, "--preview would write over the input")
+    # a plain background is enough with --mask-threshold: the same person as with its mask
     r = invoke("reconstruct", run, tmp_path / "lone" / "lone.png", "--mask-threshold", 10, "-o", tmp_path / "x.h5",
                "--resolution", 32)  # fmt: skip
     assert r.exit_code == 0, r.output
+    r = invoke("reconstruct", run, photo, "-o", tmp_path / "masked.h5", "--resolution", 32)
+    assert r.exit_code == 0, r.output
+    by_threshold, by_mask = read_mesh(tmp_path / "x.h5").vertices, read_mesh(tmp_path / "masked.h5").vertices
+    assert np.allclose(by_threshold.mean(0), by_mask.mean(0), atol=0.03)

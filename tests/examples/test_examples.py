@@ -32,6 +32,6 @@ def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
     assert "test subject: chamfer" in done.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["units"] == "cm" and metrics["chamfer_l1"] > 0
-    assert (tmp_path / "pred.png").is_file() and not (tmp_path / "data" / "views" / "human_0002.h5").exists()
+    assert (tmp_path / "pred.preview.png").is_file() and not (tmp_path / "data" / "views" / "human_0002.h5").exists()
     split = json.loads((tmp_path / "runs" / "pifu" / "config.json").read_text())["split"]
     assert sorted(split["train"] + split["val"]) == ["human_0000", "human_0001"]  # human_0002 is the test

@@ -54,3 +54,18 @@ def test_shapes_per_stack_and_learning_one_image():
     sizes = [layer.in_channels for layer in paper.mlp.layers]
     assert sizes == [257, 1024 + 257, 512 + 257, 256 + 257, 128 + 257]  # 257-1024-512-256-128-1, input fed to all
     assert len(paper.encoder.hourglasses) == 4 and paper.mlp.layers[-1].out_channels == 1
+
+
+def test_projection_stays_float32_under_autocast():
+    """Mixed precision must not round camera coordinates (bfloat16 would move points by
+    centimetres and pixels); the CPU's autocast lowers matmul as CUDA's does."""
+    k, w2c, _ = _camera("perspective")
+    points = torch.tensor(np.random.default_rng(1).normal([0, 1, 0], 0.2, (1, 300, 3)), dtype=torch.float32)
+    exact, z_exact = project(points, k, w2c, False, 64, 48)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        grid, z = project(points, k, w2c, False, 64, 48)
+        net = PifuNet(SMALL)
+        center = torch.tensor([float(z_exact.mean())])
+        out = net(torch.zeros(1, 3, 48, 64), points, k, w2c, False, center)
+    assert grid.dtype == torch.float32 and torch.equal(grid, exact) and torch.equal(z, z_exact)
+    assert out[0].shape == (1, 300) and torch.isfinite(out[0].float()).all()

@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarkit.errors import AvatarkitWarning, InputError
+from avatarkit.errors import AvatarkitWarning, InputError, OptionError
 from avatarkit.methods import augment as A
 from avatarkit.render.cameras import Cameras
+
+POOL_CACHE = 64
+"""Samples files whose points a process keeps in memory (about 1.3 MB each at 100k points)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +49,9 @@ def expand(paths: list[Path], what: str) -> dict[str, Path]:
         else:
             raise InputError("no such file or folder", path)
         for f in files:
-            found.setdefault(f.stem, f)
+            if f.stem in found and found[f.stem] != f:
+                raise InputError(f"{found[f.stem]} and {f} are both {what} of subject {f.stem!r}", path)
+            found[f.stem] = f
     return found
 
 
@@ -98,7 +103,7 @@ def _source_mesh(samples: Path) -> Path | None:
 
 @dataclasses.dataclass
 class ViewSet:
-    """The cameras of one views file (the images stay on disk)."""
+    """The cameras of one views file (the images stay on disk), each with its target."""
 
     cameras: Cameras
     depth_center: np.ndarray
@@ -108,28 +113,16 @@ class ViewSet:
 def read_view_set(path: Path) -> ViewSet:
     """Check a views file and read its cameras; the depth origin comes from ``/cameras/target``
     or, in files without it, from the point the rig's cameras all aim at."""
+    from avatarkit.io.cameras import read_cameras
     from avatarkit.io.hdf5 import check_kind, open_h5
 
     with open_h5(path) as f:
         check_kind(f, path, "views")
-        target = f["/cameras/target"][()] if "/cameras/target" in f else None
-        cameras = Cameras(
-            f["/cameras/K"][()],
-            f["/cameras/world_to_cam"][()],
-            str(f.attrs["projection"]),
-            int(f.attrs["width"]),
-            int(f.attrs["height"]),
-            target,
-        )
-    targets = cameras.targets()
-    if targets is None:
-        raise InputError(
-            "the views file has no /cameras/target and its cameras do not aim at one point, so the "
-            "subject's depth is unknown (render it with avatarkit render, which records the target)",
-            path,
-        )
-    cam = np.einsum("nij,nj->ni", cameras.world_to_cam[:, :3, :3], targets) + cameras.world_to_cam[:, :3, 3]
-    return ViewSet(cameras, cam[:, 2])
+    try:
+        cameras = read_cameras(path).aimed()
+    except OptionError as exc:
+        raise InputError(f"{exc} (render it with avatarkit render, which records the target)", path) from None
+    return ViewSet(cameras, cameras.target_depths())
 
 
 def check_samples(path: Path) -> int:
@@ -168,12 +161,13 @@ class PifuDataset(torch.utils.data.Dataset):
 
             self.backgrounds = list_images(config.background_dir)
         self._files: dict[Path, object] = {}
+        self._pools: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.subjects)
 
-    def __getstate__(self):  # open handles stay in the process that opened them
-        return {**self.__dict__, "_files": {}}
+    def __getstate__(self):  # open handles and caches stay in the process that made them
+        return {**self.__dict__, "_files": {}, "_pools": {}}
 
     def _file(self, path: Path):
         import h5py
@@ -186,6 +180,7 @@ class PifuDataset(torch.utils.data.Dataset):
         for f in self._files.values():
             f.close()
         self._files.clear()
+        self._pools.clear()
 
     def __getitem__(self, key) -> dict:
         index, seed, view = key
@@ -229,20 +224,29 @@ class PifuDataset(torch.utils.data.Dataset):
         return normalize(rgb, mask, c.mask_input), mask, K
 
     def _points(self, path: Path, rng) -> tuple[np.ndarray, np.ndarray]:
-        """PIFu's draw from the pool: ``points`` of them, at most half inside when ``balance``."""
-        f = self._file(path)
-        pool, occupancy = _pool(f)
+        """``points`` drawn from the subject's pool, at most half inside when ``balance``
+        (PIFu's rule), with repeats only when the pool runs short."""
+        pool, occupancy = self._pool(path)
         n = self.config.points
-        if self.config.balance:
-            inside, outside = np.flatnonzero(occupancy), np.flatnonzero(occupancy == 0)
-            n_in = min(len(inside), n // 2) if len(outside) else min(len(inside), n)
-            chosen = [rng.choice(inside, n_in, replace=n_in > len(inside))]
-            if n - n_in:
-                chosen.append(rng.choice(outside, n - n_in, replace=n - n_in > len(outside)))
-            index = np.concatenate(chosen)
-        else:
+        if not self.config.balance:
             index = rng.choice(len(pool), n, replace=n > len(pool))
+        else:
+            inside, outside = np.flatnonzero(occupancy), np.flatnonzero(occupancy == 0)
+            n_in = n if not len(outside) else 0 if not len(inside) else min(len(inside), n // 2)
+            parts = [(inside, n_in), (outside, n - n_in)]
+            index = np.concatenate([rng.choice(part, k, replace=k > len(part)) for part, k in parts if k])
         return pool[index].astype(np.float32), occupancy[index].astype(np.float32)
+
+    def _pool(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """A samples file's points and occupancy, kept for the next draws (a bounded cache)."""
+        if path not in self._pools:
+            import h5py
+
+            if len(self._pools) >= POOL_CACHE:
+                self._pools.pop(next(iter(self._pools)))
+            with h5py.File(path, "r") as f:
+                self._pools[path] = (f["/points"][()], f["/occupancy"][()])
+        return self._pools[path]
 
 
 def fit_input(rgb, mask, K: np.ndarray, size: int, jitter: A.Affine | None = None):
@@ -266,10 +270,6 @@ def normalize(rgb, mask, mask_input: bool):
     """[0, 1] colour to the network's [-1, 1], times the mask when ``mask_input`` (PIFu)."""
     image = rgb * 2 - 1
     return image * mask if mask_input else image
-
-
-def _pool(f) -> tuple[np.ndarray, np.ndarray]:
-    return f["/points"][()], f["/occupancy"][()]
 
 
 class StepBatches(torch.utils.data.Sampler):

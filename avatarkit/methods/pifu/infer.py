@@ -26,18 +26,19 @@ class PifuPredictor:
         ``target``; the image is encoded once."""
         if rgb.shape[:2] != (camera.height, camera.width):
             raise InputError(
-                f"the image is {rgb.shape[1]} x {rgb.shape[0]} pixels but the camera's is "
-                f"{camera.width} x {camera.height}"
+                f"the image is {rgb.shape[1]} x {rgb.shape[0]} pixels but the camera expects "
+                f"{camera.width} x {camera.height} (crop and scale it as the training views, or give --camera)"
             )
-        if mask is not None and not mask.any():
+        if not mask.any():
             raise InputError("the mask is empty")
         dev = self.device
         rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
         mask_t = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None]
         rgb_t, mask_t, K = fit_input(rgb_t, mask_t, camera.K[0], self.config.image_size)
         image = normalize(rgb_t, mask_t, self.config.mask_input)[None].to(dev)
-        w2c = camera.world_to_cam[0]
-        depth_center = float((w2c[:3, :3] @ np.asarray(target, dtype=np.float64) + w2c[:3, 3])[2])
+        one = camera.subset(0)
+        one.target = np.asarray(target, dtype=np.float64)[None]
+        w2c, depth_center = one.world_to_cam[0], float(one.target_depths()[0])
         K_t = torch.as_tensor(K, dtype=torch.float32, device=dev)[None]
         w2c_t = torch.as_tensor(w2c, dtype=torch.float32, device=dev)[None]
         center_t = torch.tensor([depth_center], dtype=torch.float32, device=dev)

@@ -115,7 +115,13 @@ def project(points, K, world_to_cam, orthographic, width: int, height: int):
     """Points (B, P, 3) in the world -> grid_sample coordinates (B, P, 2) in [-1, 1] (pixel
     centres of OpenCV integer coordinates at their true places) and camera depth (B, P).
 
-    ``orthographic``: a bool for the whole batch or a (B,) bool tensor, one per view."""
+    ``orthographic``: a bool for the whole batch or a (B,) bool tensor, one per view.
+    Computed in float32 even under autocast: half precision would move points by centimetres."""
+    with torch.autocast(points.device.type, enabled=False):
+        return _project(points.float(), K.float(), world_to_cam.float(), orthographic, width, height)
+
+
+def _project(points, K, world_to_cam, orthographic, width: int, height: int):
     cam = points @ world_to_cam[:, :3, :3].transpose(1, 2) + world_to_cam[:, None, :3, 3]
     z = cam[..., 2]
     if isinstance(orthographic, bool):
@@ -148,12 +154,13 @@ class PifuNet(nn.Module):
         ``features``, through cameras ``K`` (B, 3, 3) and ``world_to_cam`` (B, 4, 4) of images
         ``size`` = (width, height) pixels; ``depth_center`` (B,): camera depth of each view's
         target (the origin of the depth feature)."""
-        grid, z = project(points, K, world_to_cam, orthographic, *size)
-        z_feature = ((z - depth_center[:, None]) / self.depth_scale)[:, None].to(features[0].dtype)
+        grid, z = project(points, K, world_to_cam, orthographic, *size)  # float32
+        z_feature = ((z - depth_center.float()[:, None]) / self.depth_scale)[:, None]
         out = []
         for feature in features:
-            sampled = F.grid_sample(feature, grid[:, :, None].to(feature.dtype), mode="bilinear", align_corners=False)
-            out.append(self.mlp(torch.cat([sampled[..., 0], z_feature], 1))[:, 0])
+            sampled = F.grid_sample(feature, grid[:, :, None], mode="bilinear", align_corners=False)
+            sampled = sampled[..., 0]
+            out.append(self.mlp(torch.cat([sampled, z_feature.to(sampled.dtype)], 1))[:, 0])
         return out
 
     def forward(self, image, points, K, world_to_cam, orthographic, depth_center):

@@ -15,13 +15,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from avatarkit.errors import AvatarkitError, InputError
+from avatarkit.errors import AvatarkitError, AvatarkitWarning, InputError
 from avatarkit.methods.pifu import data as D
 from avatarkit.methods.pifu.config import PifuConfig
 from avatarkit.render.cameras import look_at
@@ -66,6 +67,14 @@ class PifuMethod:
             lost = [s for s in split["train"] + split["val"] if s not in index]
             if lost:
                 raise InputError(f"the run was trained with subjects that are missing now: {', '.join(lost[:4])}")
+            new = sorted(set(stems) - set(split["train"]) - set(split["val"]))
+            if new:
+                warnings.warn(
+                    f"{len(new)} subject(s) not in the run's split are left out ({', '.join(new[:4])}): a resumed run "
+                    "keeps its subjects; start a new run to train on more",
+                    AvatarkitWarning,
+                    stacklevel=2,
+                )
             return [index[s] for s in split["train"]], [index[s] for s in split["val"]]
         n = len(stems)
         n_val = round(self.config.val_fraction * n)
@@ -85,9 +94,9 @@ class PifuMethod:
     def state(self) -> dict[str, Any]:
         return {
             "data": {
-                "views": [str(p) for p in self.views],
-                "samples": [str(p) for p in self.samples],
-                "meshes": [str(p) for p in self.meshes],
+                "views": [str(p.resolve()) for p in self.views],
+                "samples": [str(p.resolve()) for p in self.samples],
+                "meshes": [str(p.resolve()) for p in self.meshes],
             },
             "split": {
                 "train": [self.subjects[i].stem for i in self.train_index],
@@ -95,6 +104,11 @@ class PifuMethod:
             },
             "camera": self.camera,
         }
+
+    def close(self) -> None:
+        for name in ("train_set", "val_set"):
+            if hasattr(self, name):
+                getattr(self, name).close()
 
     # ------------------------------------------------------------------ training
 
@@ -164,6 +178,7 @@ class PifuMethod:
         """Chamfer and P2S (cm) of the first held-out subject with a ground-truth mesh,
         reconstructed from its first view, and a picture of input, truth and prediction."""
         from avatarkit.evaluate.chamfer import Protocol, evaluate_meshes
+        from avatarkit.io.hdf5 import read_view
         from avatarkit.io.meshfile import load_mesh
         from avatarkit.methods.pifu.infer import PifuPredictor
         from avatarkit.reconstruct.preview import normal_colors, render_normals, side_by_side
@@ -172,11 +187,13 @@ class PifuMethod:
         if not candidates:
             return None
         subject, views = self.subjects[candidates[0]], self.view_sets[candidates[0]]
-        rgb, mask, normal = _read_view(subject.views, 0)
-        camera = views.cameras.subset(0)
+        view = read_view(subject.views, 0)
+        rgb, mask = view.rgb[0], view.mask[0] > 127
+        normal = None if view.normal is None else view.normal[0]
+        camera = views.cameras.subset(0)  # with its target, even where the file has none
         predictor = PifuPredictor(model, self.config, self.device)
         try:
-            result = predictor.reconstruct(rgb, mask, camera, camera.targets()[0], self.config.val_resolution)
+            result = predictor.reconstruct(rgb, mask, camera, camera.target[0], self.config.val_resolution)
             gt = load_mesh(subject.mesh)
         except AvatarkitError:  # early on, nothing may cross 0.5 yet
             return None
@@ -207,17 +224,6 @@ class PifuMethod:
 def _iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
     union = (pred | truth).sum()
     return float((pred & truth).sum() / union) if union > 0 else 1.0
-
-
-def _read_view(path: Path, view: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """rgb (H, W, 3) uint8, mask (H, W) bool and world normals (or None) of one view."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        rgb = f["/images/rgb"][view]
-        mask = f["/images/mask"][view] > 127
-        normal = f["/images/normal"][view] if "/images/normal" in f else None
-    return rgb, mask, normal
 
 
 def _run_camera(view_sets: list[D.ViewSet]) -> dict[str, Any]:
