@@ -257,11 +257,8 @@ def splat_uv_images(views: Views, size: int = 1024) -> Texture:
         warnings.warn(
             f"{_views_named(blind)} see{'s' * (len(blind) == 1)} nothing of the mesh", AvatarkitWarning, stacklevel=2
         )
-    seen = weight > 0
-    texture = np.zeros((size * size, 3), np.uint8)
-    texture[seen] = np.clip(np.rint(accum[seen] / weight[seen, None]), 0, 255).astype(np.uint8)
     visibility = best.reshape(size, size).astype(np.float32)
-    texture = dilate_into_gutter(texture.reshape(size, size, 3), visibility > 0)
+    texture = _weighted_texture(accum, weight, (size, size))
     attrs = {
         "source": "uv images",
         "views": np.int64(len(views)),
@@ -269,6 +266,15 @@ def splat_uv_images(views: Views, size: int = 1024) -> Texture:
         "seen_fraction": float((visibility > 0).mean()),
     }
     return Texture(texture, visibility, None, None, attrs)
+
+
+def _weighted_texture(accum: np.ndarray, weight: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8: the weighted mean colour ``accum / weight`` of every texel with weight,
+    seen texels' colours carried into the unseen gutter around them."""
+    seen = weight > 0
+    texture = np.zeros((len(weight), 3), np.uint8)
+    texture[seen] = np.clip(np.rint(accum[seen] / weight[seen, None]), 0, 255).astype(np.uint8)
+    return dilate_into_gutter(texture.reshape(*shape, 3), seen.reshape(shape))
 
 
 DENSEPOSE_PARTS = 24
@@ -312,11 +318,8 @@ def splat_iuv_images(rgb: np.ndarray, iuv: np.ndarray, tile: int = 200, names=No
     if empty:
         named = [str(names[i]) for i in empty] if names is not None else [f"image {i}" for i in empty]
         warnings.warn(f"no body part in the IUV images of {', '.join(named)}", AvatarkitWarning, stacklevel=2)
-    seen = count > 0
-    texture = np.zeros((h * w, 3), np.uint8)
-    texture[seen] = np.clip(np.rint(accum[seen] / count[seen, None]), 0, 255).astype(np.uint8)
-    visibility = seen.reshape(h, w).astype(np.float32)
-    texture = dilate_into_gutter(texture.reshape(h, w, 3), visibility > 0)
+    visibility = (count > 0).reshape(h, w).astype(np.float32)
+    texture = _weighted_texture(accum, count, (h, w))
     attrs = {
         "source": "densepose iuv",
         "layout": "densepose atlas",
