@@ -195,7 +195,7 @@ def train(
     config = method.config
     config.check()
     dist = Distributed.setup(device)
-    writer, aside, saved = None, None, False
+    writer, aside, saved, trained = None, None, False, None
     fresh = resume is None and not folder.root.exists()
     try:
         method.setup(dist.device)
@@ -344,6 +344,7 @@ def train(
             writer.close()
         if aside is not None:  # failed before its first checkpoint: the old run comes back
             _put_back(folder, aside)
+        del trained  # DDP's reducer goes before its process group
         dist.close()
 
 
