@@ -53,9 +53,13 @@ class RunFolder:
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
 
+    def files(self) -> tuple[Path, ...]:
+        """Everything a run writes into its folder (the rest of the folder is the user's)."""
+        return (self.checkpoints, self.tensorboard, self.metrics, self.config)
+
     def has_run(self) -> bool:
         """Whether a run wrote here (a checkpoint, or its logs from a run that died before one)."""
-        return any(p.exists() for p in (self.checkpoints, self.config, self.metrics, self.tensorboard))
+        return any(p.exists() for p in self.files())
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

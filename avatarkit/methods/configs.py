@@ -57,10 +57,7 @@ class TrainConfig:
     """Mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling); ignored on the CPU."""
 
     def check(self) -> None:
-        positive = ("max_steps", "batch_size", "val_every", "checkpoint_every", "log_every", "image_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        at_least_one(self, "max_steps", "batch_size", "val_every", "checkpoint_every", "log_every", "image_every")
         if not self.lr > 0:
             raise OptionError(f"--lr must be positive, got {self.lr}")
         if self.optimizer not in ("rmsprop", "adam"):
@@ -71,6 +68,13 @@ class TrainConfig:
             raise OptionError(f"--mesh-every must be 0 or more, got {self.mesh_every}")
         if any(not 0 < f <= 1 for f in self.lr_decay_at):
             raise OptionError(f"--lr-decay-at takes fractions of max-steps in (0, 1], got {self.lr_decay_at}")
+
+
+def at_least_one(config: Any, *names: str) -> None:
+    """Raise :class:`OptionError` naming the first of ``names`` whose value is below 1."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
 
 
 def field_docs(cls: type) -> dict[str, str]:

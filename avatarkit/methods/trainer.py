@@ -366,12 +366,9 @@ def _restore(resume: dict[str, Any], config, model, optimizer, scaler) -> tuple[
     return int(resume["step"]), dict(resume["best"]), dict(resume.get("metrics", {}))
 
 
-_RUN_FILES = ("checkpoints", "tensorboard", "metrics.jsonl", "config.json")
-
-
 def _set_aside(folder: ckpt.RunFolder) -> Path | None:
     """Move the run a folder holds into ``.replaced/`` (None when there is none)."""
-    present = [folder.root / name for name in _RUN_FILES if (folder.root / name).exists()]
+    present = [path for path in folder.files() if path.exists()]
     if not present:
         return None
     aside = folder.root / ".replaced"
@@ -393,8 +390,7 @@ def _put_back(folder: ckpt.RunFolder, aside: Path) -> None:
 
 def _discard(folder: ckpt.RunFolder, created: bool) -> None:
     """Delete what a run that never saved a checkpoint wrote (and its folder, if it made it)."""
-    for name in _RUN_FILES:
-        path = folder.root / name
+    for path in folder.files():
         if path.is_dir():
             shutil.rmtree(path)
         else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from avatarkit.errors import OptionError
-from avatarkit.methods.configs import TrainConfig
+from avatarkit.methods.configs import TrainConfig, at_least_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +57,7 @@ class PifuConfig(TrainConfig):
 
     def check(self) -> None:
         super().check()
-        for name in ("stacks", "channels", "hourglass_depth", "stem_channels", "image_size", "points"):
-            if getattr(self, name) < 1:
-                raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        at_least_one(self, "stacks", "channels", "hourglass_depth", "stem_channels", "image_size", "points")
         if not self.mlp or min(self.mlp) < 1:
             raise OptionError(f"--mlp takes positive widths, got {self.mlp}")
         if self.image_size % 4:
