@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from avatarkit.errors import OptionError, ResourceError
 
 
@@ -12,18 +14,18 @@ def resolve_device(spec: str = "auto") -> str:
         OptionError: an unknown device string.
         ResourceError: CUDA asked for but not available.
     """
+    spec = spec.strip().lower()
+    if spec not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", spec):
+        raise OptionError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}")
     import torch
 
-    spec = spec.strip().lower()
     if spec == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
         return "cpu"
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ResourceError(f"--device {spec}: no CUDA GPU is available (use --device cpu or auto)")
-        index = int(spec.split(":")[1]) if ":" in spec else 0
-        if index >= torch.cuda.device_count():
-            raise ResourceError(f"--device {spec}: only {torch.cuda.device_count()} CUDA devices")
-        return spec
-    raise OptionError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}")
+    if not torch.cuda.is_available():
+        raise ResourceError(f"--device {spec}: no CUDA GPU is available (use --device cpu or auto)")
+    index = int(spec.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ResourceError(f"--device {spec}: only {torch.cuda.device_count()} CUDA devices")
+    return spec

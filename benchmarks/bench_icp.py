@@ -39,7 +39,7 @@ def _transform(rng, scale: bool) -> np.ndarray:
 def run() -> dict:
     import trimesh
 
-    from avatarkit.evaluate.align import coverage, default_max_distance, icp
+    from avatarkit.geometry.align import coverage, default_max_distance, icp
     from avatarkit.geometry.surface import sample_surface, surface_normals
     from avatarkit.structures import Mesh
 

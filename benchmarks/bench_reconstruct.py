@@ -19,11 +19,11 @@ from common import anny_human, machine, pifu_data, train_pifu
 
 
 def _network(resolution: int = 256) -> dict:
-    from avatarkit.io.hdf5 import read_view
     from avatarkit.methods.configs import replace
     from avatarkit.methods.pifu.config import PRESETS
     from avatarkit.methods.registry import load_trained
     from avatarkit.reconstruct.extract import evaluate_dense, evaluate_octree
+    from avatarkit.reconstruct.inputs import read_view_input
     from avatarkit.reconstruct.volume import reconstruct_view, view_box
 
     data = pifu_data()
@@ -32,10 +32,9 @@ def _network(resolution: int = 256) -> dict:
         result, train_s = train_pifu(data, Path(out), config)
         trained = load_trained(Path(out), "cpu")
     stem = trained.state["split"]["val"][0]
-    view = read_view(data / "views" / f"{stem}.h5", 0)
-    cameras = view.cameras()
-    target = cameras.target[0]
-    fn = trained.predictor("cpu").occupancy_function(view.rgb[0], view.mask[0] > 127, cameras, target)
+    view = read_view_input(data / "views" / f"{stem}.h5", 0)
+    cameras, target = view.camera, view.target
+    fn = trained.predictor("cpu").occupancy_function(view)
     w2c = cameras.world_to_cam[0]
     bounds = view_box(cameras, target)
 

@@ -56,9 +56,9 @@ def run() -> dict:
     from avatarkit.geometry.surface import vertex_normals
     from avatarkit.io.hdf5 import write_artifact
     from avatarkit.render import lighting
-    from avatarkit.render.cameras import orbit, pifu_rig
     from avatarkit.render.raycast import RayCaster
     from avatarkit.render.render import RenderConfig, render
+    from avatarkit.render.rigs import orbit, pifu_rig
 
     mesh = anny_human()
     v = mesh.vertices.astype(np.float64)

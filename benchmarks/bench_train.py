@@ -53,7 +53,12 @@ def _measure(data: Path, config, device: str, steps: int, warmup: int) -> dict:
                      val_fraction=0.0)  # fmt: skip
     clock = _Clock(warmup)
     with tempfile.TemporaryDirectory() as out:
-        train(PifuMethod(config, [data / "views"], [data / "samples"]), RunFolder(Path(out)), device, reporter=clock)
+        train(
+            PifuMethod(config, views=[data / "views"], samples=[data / "samples"]),
+            RunFolder(Path(out)),
+            device,
+            reporter=clock,
+        )
     it_s = clock.rate()
     return {
         "batch_size": config.batch_size,

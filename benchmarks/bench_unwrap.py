@@ -20,8 +20,8 @@ def _psnr(a, b) -> float:
 
 
 def run() -> dict:
-    from avatarkit.render.cameras import orbit
     from avatarkit.render.render import RenderConfig, render
+    from avatarkit.render.rigs import orbit
     from avatarkit.synth.generate import HumanGenerator, SynthConfig
     from avatarkit.texture.unwrap import unwrap
 

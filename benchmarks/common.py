@@ -40,8 +40,8 @@ def pifu_data(people: int = 4, views: int = 36, size: int = 256) -> Path:
 
     from avatarkit.geometry.sample_sdf import preset_config, sample_sdf
     from avatarkit.io.hdf5 import Provenance, write_artifact
-    from avatarkit.render.cameras import pifu_rig
     from avatarkit.render.render import RenderConfig, render
+    from avatarkit.render.rigs import pifu_rig
     from avatarkit.synth.generate import HumanGenerator, SynthConfig
 
     root = Path(tempfile.mkdtemp(prefix="avatarkit_bench_pifu_"))
@@ -63,7 +63,7 @@ def train_pifu(data: Path, out: Path, config, device: str = "cpu"):
     from avatarkit.methods.pifu.train import PifuMethod
     from avatarkit.methods.trainer import train
 
-    method = PifuMethod(config, [data / "views"], [data / "samples"])
+    method = PifuMethod(config, views=[data / "views"], samples=[data / "samples"])
     start = time.perf_counter()
     result = train(method, RunFolder(out), device, overwrite=True)
     return result, time.perf_counter() - start

@@ -24,7 +24,7 @@ NAMES = ("right_eye", "left_eye", "nose_tip", "nose_base", "right_lips", "left_l
 def ours(path: str) -> None:
     from scipy.spatial.transform import Rotation
 
-    from avatarkit.evaluate.h3ds import evaluate_h3ds, mesh_landmarks
+    from avatarkit.evaluate.h3ds import evaluate_h3ds
     from avatarkit.structures import Mesh
     from avatarkit.synth.generate import HumanGenerator, SynthConfig
 
@@ -33,7 +33,7 @@ def ours(path: str) -> None:
     rot = Rotation.from_rotvec([0.05, 0.12, -0.03]).as_matrix()
     noise = np.random.default_rng(0).normal(0, 0.0005, other.vertices.shape)
     pv = (other.vertices.astype(float) * 1.03) @ rot.T + np.array([0.01, -0.02, 0.015]) + noise
-    lg, lp = mesh_landmarks(gt), mesh_landmarks(other)
+    lg, lp = gt.landmark_ids(), other.landmark_ids()
     front = np.flatnonzero(gt.vertices[:, 2] > np.median(gt.vertices[:, 2]))
     np.savez(path, gv=gt.vertices, gf=gt.faces, pv=pv, pf=other.faces, front=front,
              lg=[lg[n] for n in NAMES], lp=[lp[n] for n in NAMES])  # fmt: skip

@@ -64,8 +64,8 @@ def pifu_data(tmp_path_factory, make_generator):
     views of 64 x 64) and samples/ (20k points each), one file per subject by stem."""
     from avatarkit.geometry.sample_sdf import preset_config, sample_sdf
     from avatarkit.io.hdf5 import Provenance, write_artifact
-    from avatarkit.render.cameras import pifu_rig
     from avatarkit.render.render import RenderConfig, render
+    from avatarkit.render.rigs import pifu_rig
 
     root = tmp_path_factory.mktemp("pifu_data")
     generator = make_generator(texture="clothes")

@@ -19,8 +19,7 @@ import typer
 
 from avatarkit.cli import console
 from avatarkit.errors import AvatarkitError, AvatarkitWarning, OptionError
-
-H5_SUFFIXES = (".h5", ".hdf5")
+from avatarkit.io.formats import HDF5_SUFFIXES
 
 
 @dataclasses.dataclass
@@ -35,7 +34,7 @@ class Outcome:
     info: dict = dataclasses.field(default_factory=dict)
 
 
-def plan_outputs(inputs: list[Path], output: Path, file_suffixes=H5_SUFFIXES) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: list[Path], output: Path, file_suffixes=HDF5_SUFFIXES) -> list[tuple[Path, Path]]:
     """Pair each input with its output path (see the module docstring); ``-o`` names a file
     when its suffix is one of ``file_suffixes``."""
     if not inputs:
@@ -153,8 +152,13 @@ def _attempt(job, src: Path, dst: Path) -> Outcome:
         except AvatarkitError as exc:
             # every failure names its input, even when the core did not know the file
             info, status, message = {}, "failed", str(exc) if exc.path is not None else f"{src}: {exc}"
-    notes = [str(w.message) for w in caught if issubclass(w.category, AvatarkitWarning)]
+    # every warning names its input, even when the core did not know the file
+    notes = [_naming(str(w.message), src) for w in caught if issubclass(w.category, AvatarkitWarning)]
     for w in caught:  # anything else is not ours to format: show it as Python would
         if not issubclass(w.category, AvatarkitWarning):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return Outcome(str(src), str(dst), status, message, notes, info or {})
+
+
+def _naming(message: str, src: Path) -> str:
+    return message if message.startswith(str(src)) else f"{src}: {message}"

@@ -9,6 +9,11 @@ import typer
 
 from avatarkit.cli import batch, console
 from avatarkit.cli.options import Device, Jobs, Json, Overwrite, Quiet, Seed, Units, Up
+from avatarkit.io.formats import is_hdf5
+from avatarkit.io.view_folders import EXPORTS
+from avatarkit.render.render import ALBEDOS, LIGHTINGS
+from avatarkit.render.rigs import RIG_PRESETS, RIGS
+from avatarkit.structures.cameras import PROJECTIONS
 
 Color = tuple[int, int, int]
 
@@ -23,26 +28,24 @@ def render(
         list[float] | None, typer.Option(help="Camera elevation in degrees; repeat for several rings.")
     ] = None,
     size: Annotated[int | None, typer.Option(help="Image width and height in pixels (default 512).")] = None,
-    projection: Annotated[Literal["perspective", "orthographic"], typer.Option()] = "perspective",
+    projection: Annotated[Literal[PROJECTIONS], typer.Option()] = "perspective",
     fov: Annotated[float, typer.Option(help="Vertical field of view in degrees (perspective).")] = 40.0,
-    rig: Annotated[
-        Literal["orbit", "random"], typer.Option(help="orbit: even yaws; random: random yaw, pitch and fov.")
-    ] = "orbit",
+    rig: Annotated[Literal[RIGS], typer.Option(help="orbit: even yaws; random: random yaw, pitch and fov.")] = "orbit",
     preset: Annotated[
-        Literal["pifu"] | None,
+        Literal[RIG_PRESETS] | None,
         typer.Option(help="pifu: orthographic, 512 x 512, 360 yaw steps (or --views), subject scaled as PIFu does."),
     ] = None,
     cameras: Annotated[
         Path | None, typer.Option(help="Cameras from a file: IDR/H3DS cameras.npz, NeRF transforms.json, views .h5.")
     ] = None,
     lighting: Annotated[
-        Literal["none", "sh", "prt", "directional"],
+        Literal[LIGHTINGS],
         typer.Option(
             help="none: the albedo exactly; sh: spherical harmonics; prt: SH with self-shadowing; directional."
         ),
     ] = "none",
     hdri: Annotated[Path | None, typer.Option(help="Equirectangular .hdr environment for sh/prt lighting.")] = None,
-    albedo: Annotated[Literal["auto", "texture", "vertex", "flat"], typer.Option()] = "auto",
+    albedo: Annotated[Literal[ALBEDOS], typer.Option()] = "auto",
     texture: Annotated[
         Path | None, typer.Option(help="A texture .h5 (unwrap-uv) to use instead of the mesh's.")
     ] = None,
@@ -52,7 +55,7 @@ def render(
     ] = None,
     ssaa: Annotated[int, typer.Option(help="Supersampling per side for anti-aliased colour.")] = 1,
     export: Annotated[
-        Literal["idr", "png"] | None,
+        Literal[EXPORTS] | None,
         typer.Option(help="idr: image/, mask/, cameras.npz (IDR/H3DS layout); png: PNGs and a contact sheet."),
     ] = None,
     seed: Seed = 0,
@@ -75,14 +78,10 @@ def render(
 
     from avatarkit.device import resolve_device
     from avatarkit.errors import OptionError
+    from avatarkit.io.view_folders import check_export
     from avatarkit.render.render import RenderConfig
+    from avatarkit.render.rigs import RigSpec
 
-    if size is not None and size < 1:
-        raise OptionError(f"--size must be positive, got {size}")
-    if views is not None and views < 1:
-        raise OptionError(f"--views must be positive, got {views}")
-    if export == "idr" and cameras is None and (projection == "orthographic" or preset == "pifu"):
-        raise OptionError("--export idr holds perspective cameras only (IDR's cameras.npz); use --export png")
     config = RenderConfig(
         lighting=lighting,
         albedo=albedo,
@@ -92,19 +91,12 @@ def render(
         ssaa=ssaa,
     )
     config.check()
-    rig_options = dict(
-        views=views,
-        pitches=tuple(pitch or (0.0,)),
-        size=size,
-        projection=projection,
-        fov=fov,
-        rig=rig,
-        preset=preset,
-        cameras=cameras,
-    )
+    rig_spec = RigSpec(views, tuple(pitch or (0.0,)), size, projection, fov, rig, preset, cameras)
+    rig_spec.check()
+    check_export(export, rig_spec.orthographic)
     if export is None:
         pairs = batch.plan_outputs(inputs, output)
-    elif output.suffix.lower() in batch.H5_SUFFIXES:
+    elif is_hdf5(output):
         raise OptionError("with --export, -o names a folder")
     elif len(inputs) == 1:
         pairs = [(inputs[0], output / "views.h5")]
@@ -112,7 +104,7 @@ def render(
         pairs = [(src, dst.with_suffix("") / "views.h5") for src, dst in batch.plan_outputs(inputs, output)]
     job = functools.partial(
         _render_one,
-        rig_options=rig_options,
+        rig=rig_spec,
         config=config,
         texture=texture,
         export=export,
@@ -126,91 +118,18 @@ def render(
     batch.finish(outcomes, json, quiet, "views files")
 
 
-def make_cameras(mesh, views, pitches, size, projection, fov, rig, preset, cameras, seed):
-    """The cameras one render uses, from the rig options (see ``render``)."""
-    import numpy as np
-
-    from avatarkit.errors import OptionError
-    from avatarkit.render import cameras as C
-
-    if cameras is not None:
-        from avatarkit.io.cameras import read_cameras
-
-        if preset is not None:
-            raise OptionError("--cameras and --preset both set the cameras; give one")
-        cams = read_cameras(cameras, None if size is None else (size, size))
-        centre = np.array([cams.width - 1, cams.height - 1]) / 2
-        principal = np.stack([cams.K[:, 0, 2], cams.K[:, 1, 2]], -1)
-        if size is not None and (np.abs(principal - centre) > centre / 2).any():
-            import warnings
-
-            from avatarkit.errors import AvatarkitWarning
-
-            native = np.rint(2 * principal[0] + 1).astype(int)
-            warnings.warn(
-                f"{cameras}: the cameras' principal point is far from the centre of a {size} x {size} image; "
-                f"they look made for about {native[0]} x {native[1]} (--size crops, it does not scale)",
-                AvatarkitWarning,
-                stacklevel=2,
-            )
-        return cams
-    if preset == "pifu":
-        return C.pifu_rig(mesh.vertices, size or 512, np.arange(views or 360) * 360.0 / (views or 360), pitches)
-    size, views = size or 512, views or 8
-    v = mesh.vertices.astype(np.float64)
-    center = 0.5 * (v.min(0) + v.max(0))
-    radius = float(np.linalg.norm(v - center, axis=1).max())
-    if rig == "random":
-        rng = np.random.default_rng([seed, 1])
-        return C.random_rig(rng, views, center, radius, (size, size), projection)
-    yaws = np.arange(views) * 360.0 / views
-    return C.orbit(center, radius, yaws, np.asarray(pitches), (size, size), projection, fov)
-
-
-def _render_one(src, dst, *, rig_options, config, texture, export, seed, device, units, up, provenance):
-    import warnings
-
-    import numpy as np
-
-    from avatarkit.errors import AvatarkitWarning
+def _render_one(src, dst, *, rig, config, texture, export, seed, device, units, up, provenance):
     from avatarkit.io.hdf5 import read_artifact, write_artifact
     from avatarkit.io.meshfile import load_mesh
-    from avatarkit.render.render import render as render_views
+    from avatarkit.io.view_folders import export_views
+    from avatarkit.render.render import render_rig
 
     mesh = load_mesh(src, units, up)
     if texture is not None:
-        if not mesh.has_uvs:
-            from avatarkit.errors import MeshError
-
-            raise MeshError("--texture needs a mesh with UVs", src)
-        mesh.texture = read_artifact(texture, "texture").texture
-    cams = make_cameras(mesh, seed=seed, **rig_options)
-    if export == "idr" and cams.projection != "perspective":
-        from avatarkit.errors import OptionError
-
-        raise OptionError(
-            f"--export idr holds perspective cameras only (IDR's cameras.npz), and {rig_options['cameras']} "
-            "has orthographic ones; use --export png"
-        )
-    views = render_views(mesh, cams, config, seed=seed, device=device)
-    empty = [i for i in range(len(views)) if not views.mask[i].any()]
-    if empty:
-        warnings.warn(
-            f"{src}: camera{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} "
-            f"see{'' if len(empty) > 1 else 's'} nothing of the mesh",
-            AvatarkitWarning,
-            stacklevel=2,
-        )
+        mesh = mesh.with_texture(read_artifact(texture, "texture").texture, src)
+    views = render_rig(mesh, rig, config, seed, device, export)
     if export is not None:
-        from avatarkit.io.cameras import idr_scale_mat
-        from avatarkit.io.view_folders import write_idr_folder, write_png_folder
-
-        folder = dst.parent
-        if export == "idr":
-            v = mesh.vertices.astype(np.float64)
-            center = 0.5 * (v.min(0) + v.max(0))
-            write_idr_folder(folder, views, idr_scale_mat(center, 1.1 * np.linalg.norm(v - center, axis=1).max()))
-        else:
-            write_png_folder(folder, views)
+        export_views(dst.parent, views, export, mesh)
     write_artifact(dst, views, batch.for_input(provenance, src))  # last: its presence means complete
+    empty = [i for i in range(len(views)) if not views.mask[i].any()]
     return {"views": len(views), "size": [views.width, views.height], "empty_views": empty}

@@ -9,13 +9,15 @@ import typer
 
 from avatarkit.cli import batch, console
 from avatarkit.cli.options import Bounds, Device, Jobs, Json, Overwrite, Quiet, Seed, Units, Up
+from avatarkit.geometry.sample_sdf import BACKENDS, PRESETS
+from avatarkit.geometry.sdf import SIGN_METHODS
 
 
 def sample_sdf(
     inputs: Annotated[list[Path], typer.Argument(help="Meshes: mesh .h5, .obj, .ply, .glb, .gltf, .off.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="A .h5 file (one input) or a folder.")],
     preset: Annotated[
-        Literal["pifu", "deepsdf", "osa"],
+        Literal[tuple(PRESETS)],
         typer.Option(help="pifu: Gaussian 5 cm + box 16:1, balanced; deepsdf: DeepSDF's; osa: surface + far."),
     ] = "pifu",
     points: Annotated[int | None, typer.Option(help="Points per mesh (default: the preset's).")] = None,
@@ -38,11 +40,11 @@ def sample_sdf(
         typer.Option("--colors/--no-colors", help="Store surface colours from the texture or vertex colours."),
     ] = None,
     sign: Annotated[
-        Literal["winding", "normal", "parity"],
+        Literal[SIGN_METHODS],
         typer.Option(help="winding: robust to holes and self-intersections; normal, parity: faster."),
     ] = "winding",
     backend: Annotated[
-        Literal["warp", "mesh-to-sdf"],
+        Literal[BACKENDS],
         typer.Option(help="warp: exact, CPU or CUDA; mesh-to-sdf: match datasets made with that package."),
     ] = "warp",
     seed: Seed = 0,

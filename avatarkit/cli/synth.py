@@ -7,28 +7,27 @@ from typing import Annotated, Literal
 
 import typer
 
-from avatarkit.cli import console
+from avatarkit.cli import batch, console
 from avatarkit.cli.options import Device, Json, OutputDir, Overwrite, Quiet, Seed
+from avatarkit.synth.generate import GENDERS, PARTS, POSES, TEXTURES
 
 
 def synth(
     output: OutputDir,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many people.")] = 1,
     seed: Seed = 0,
-    pose: Annotated[
-        Literal["random", "rest"], typer.Option(help="random: natural joint angles; rest: Anny's A-pose.")
-    ] = "random",
+    pose: Annotated[Literal[POSES], typer.Option(help="random: natural joint angles; rest: Anny's A-pose.")] = "random",
     expressions: Annotated[bool, typer.Option(help="Random facial expressions (52 facial actions).")] = False,
     age_range: Annotated[tuple[float, float], typer.Option(help="Age range in years, MIN MAX.")] = (18.0, 80.0),
-    gender: Annotated[Literal["any", "female", "male"], typer.Option()] = "any",
+    gender: Annotated[Literal[GENDERS], typer.Option()] = "any",
     texture: Annotated[
-        Literal["skin", "clothes", "checker", "none"],
+        Literal[TEXTURES],
         typer.Option(
             help="skin: one tone per person; clothes: patterned top and bottoms; checker: UV debug.",
         ),
     ] = "skin",
     texture_size: Annotated[int, typer.Option(help="Texture width and height in texels.")] = 1024,
-    part: Annotated[Literal["body", "head"], typer.Option(help="head: head and neck only.")] = "body",
+    part: Annotated[Literal[PARTS], typer.Option(help="head: head and neck only.")] = "body",
     device: Device = "auto",
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -40,10 +39,11 @@ def synth(
     texture, a body-part label per vertex, landmarks (the six H3DS face landmarks and
     major joints) and the Anny parameters. The same seed gives the same people.
     """
+    import functools
+
     from avatarkit.device import resolve_device
-    from avatarkit.io.hdf5 import is_complete, write_artifact
     from avatarkit.synth.anny_body import anny_cache_dir, anny_cache_is_warm
-    from avatarkit.synth.generate import SynthConfig, synthesize
+    from avatarkit.synth.generate import SynthConfig
 
     config = SynthConfig(
         seed=seed,
@@ -57,27 +57,43 @@ def synth(
     )
     config.check()
     stem = "head" if part == "head" else "human"
-    paths = {i: Path(output) / f"{stem}_{i:04d}.h5" for i in range(count)}
-    todo = [i for i, p in paths.items() if overwrite or not is_complete(p, "mesh")]
-    skipped = [str(paths[i]) for i in paths if i not in todo]
-    written = []
-    if todo:
-        device = resolve_device(device)
-        if not anny_cache_is_warm():
-            console.info(
-                f"Building the Anny body model cache in {anny_cache_dir()} (first run only, 1-2 minutes; "
-                "set ANNY_CACHE_DIR to move it).",
-                quiet,
-            )
-        provenance = console.provenance()
-        with console.progress(quiet) as bar:
-            task = bar.add_task("synth", total=len(todo))
-            for index, mesh in synthesize(config, todo, device):
-                write_artifact(paths[index], mesh, provenance)
-                written.append(str(paths[index]))
-                bar.advance(task)
-    if json:
-        console.emit_json({"written": written, "skipped": skipped, "output": str(output)})
-    else:
-        note = f" ({len(skipped)} already complete, skipped; --overwrite to redo)" if skipped else ""
-        console.info(f"wrote {len(written)} people to {output}{note}", quiet)
+    pairs = [(_Subject(i), Path(output) / f"{stem}_{i:04d}.h5") for i in range(count)]
+    device = resolve_device(device)
+    if not anny_cache_is_warm():
+        console.info(
+            f"Building the Anny body model cache in {anny_cache_dir()} (first run only, 1-2 minutes; "
+            "set ANNY_CACHE_DIR to move it).",
+            quiet,
+        )
+    job = functools.partial(_synth_one, generator=_Generator(config, device), provenance=console.provenance())
+    outcomes = batch.run(job, pairs, "mesh", overwrite, 1, quiet, "synth")
+    batch.finish(outcomes, json, quiet, "people")
+
+
+class _Subject(int):
+    """A subject index that names itself in messages."""
+
+    def __str__(self) -> str:
+        return f"subject {int(self)}"
+
+
+class _Generator:
+    """Anny, loaded on the first subject that is not already complete."""
+
+    def __init__(self, config, device: str) -> None:
+        self.config, self.device, self.generator = config, device, None
+
+    def subject(self, index: int):
+        from avatarkit.synth.generate import HumanGenerator
+
+        if self.generator is None:
+            self.generator = HumanGenerator(self.config, self.device)
+        return self.generator.subject(index)
+
+
+def _synth_one(index: _Subject, dst: Path, *, generator: _Generator, provenance) -> dict:
+    from avatarkit.io.hdf5 import write_artifact
+
+    mesh = generator.subject(int(index))
+    write_artifact(dst, mesh, provenance)
+    return {"vertices": len(mesh.vertices), "height_m": float(mesh.extent()[1])}

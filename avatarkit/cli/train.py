@@ -6,7 +6,13 @@ picks a named starting point; options given on the command line change it. The c
 saved in every checkpoint: ``--resume`` continues a run with it (options given again change
 it, e.g. a larger ``--max-steps``).
 
-Run with ``torchrun --nproc_per_node N -m avatarkit train ...`` for several processes (DDP).
+Run with ``torchrun --nproc_per_node N -m avatarkit train ...`` for several processes (DDP);
+``--device cuda`` then means each process's own GPU.
+
+The options are built at run time from the registry rather than by a config library such as
+tyro: tyro parses with argparse, so ``train`` would print help and errors unlike every other
+verb (and exit 2 on a bad value where avatarkit's contract is one line and exit 1), for
+features (nested and union configs) our flat configs do not use.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from avatarkit.cli import console
+from avatarkit.cli.options import Device, Json, Quiet
 from avatarkit.methods.configs import field_docs, field_types
 from avatarkit.methods.registry import METHODS, MethodSpec
 
@@ -31,54 +38,50 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-_RUN_OPTIONS = ("output", "config", "resume", "overwrite", "device", "workers", "quiet", "json")
+Output = Annotated[Path, typer.Option("--output", "-o", help="Run folder (checkpoints, tensorboard/, metrics.jsonl).")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in -o from its last checkpoint.")]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Start again in a run folder that holds a run (deletes it).")
+]
+Workers = Annotated[int | None, typer.Option(help="Data-loading worker processes (default: 0 on the CPU, 4 on a GPU).")]
 
 
 def _run_parameters(spec: MethodSpec) -> list[inspect.Parameter]:
-    names = ", ".join(spec.presets)
-    options: dict[str, Any] = {
-        "output": (
-            Path,
-            typer.Option("--output", "-o", help="Run folder (checkpoints, tensorboard/, metrics.jsonl)."),
-            ...,
-        ),
-        "config": (str | None, typer.Option(help=f"Named starting config: {names} (default: default)."), None),
-        "resume": (bool, typer.Option("--resume", help="Continue the run in -o from its last checkpoint."), False),
-        "overwrite": (
-            bool,
-            typer.Option("--overwrite", help="Start again in a run folder that holds a run (deletes it)."),
-            False,
-        ),
-        "device": (
-            str,
-            typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: cuda means each rank's GPU)."),
-            "auto",
-        ),
-        "workers": (
-            int | None,
-            typer.Option(help="Data-loading worker processes (default: 0 on the CPU, 4 on a GPU)."),
-            None,
-        ),
-        "quiet": (bool, typer.Option("--quiet", "-q", help="No progress display."), False),
-        "json": (bool, typer.Option("--json", help="Print a summary of the run as JSON on stdout."), False),
+    """The data options of ``spec``, then the options every run takes."""
+    config = Annotated[
+        str | None, typer.Option(help=f"Named starting config: {', '.join(spec.presets)} (default: default).")
+    ]
+    run = {
+        "output": (Output, inspect.Parameter.empty),
+        "config": (config, None),
+        "resume": (Resume, False),
+        "overwrite": (Overwrite, False),
+        "device": (Device, "auto"),
+        "workers": (Workers, None),
+        "quiet": (Quiet, False),
+        "json": (Json, False),
     }
-    params = [
+    data = [
         inspect.Parameter(
             d.name,
-            inspect.Parameter.KEYWORD_ONLY,
+            _KEYWORD,
             default=None,
             annotation=Annotated[list[Path] | None, typer.Option(f"--{d.name}", help=d.help)],
         )
         for d in spec.data
     ]
-    for name, (kind, option, default) in options.items():
-        params.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
-        )
-    return params
+    return data + [
+        inspect.Parameter(name, _KEYWORD, default=default, annotation=kind) for name, (kind, default) in run.items()
+    ]
+
+
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+_RUN_OPTIONS = ("output", "config", "resume", "overwrite", "device", "workers", "quiet", "json")
 
 
 def _config_parameters(spec: MethodSpec) -> list[inspect.Parameter]:
+    """One option per field of the method's config: its docstring is the help, the presets'
+    values are shown; tuples are given comma-separated, booleans as --x/--no-x."""
     docs, types_ = field_docs(spec.config), field_types(spec.config)
     params = []
     for field in dataclasses.fields(spec.config):
@@ -86,34 +89,25 @@ def _config_parameters(spec: MethodSpec) -> list[inspect.Parameter]:
         defaults = ", ".join(f"{name} {_show(getattr(c, field.name))}" for name, c in spec.presets.items())
         help_text = f"{docs.get(field.name, '')} [{defaults}]"
         flag = "--" + field.name.replace("_", "-")
-        origin = typing.get_origin(kind)
         if kind is bool:
             option_type, decl = bool | None, f"{flag}/--no-{flag[2:]}"
-        elif origin is tuple:
-            option_type, decl = str | None, flag
-            help_text += " (comma-separated)"
-        elif typing.get_args(kind) and type(None) in typing.get_args(kind):
-            option_type, decl = str | None, flag
+        elif typing.get_origin(kind) is tuple or type(None) in typing.get_args(kind):
+            option_type, decl = str | None, flag  # coerced by the config (configs.coerce)
+            help_text += " (comma-separated)" if typing.get_origin(kind) is tuple else ""
         else:
             option_type, decl = kind | None, flag
-        params.append(
-            inspect.Parameter(
-                field.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[option_type, typer.Option(decl, help=help_text, rich_help_panel="Config")],
-            )
-        )
+        option = typer.Option(decl, help=help_text, rich_help_panel="Config")
+        params.append(inspect.Parameter(field.name, _KEYWORD, default=None, annotation=Annotated[option_type, option]))
     return params
 
 
 def _show(value) -> str:
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
-def _command(spec: MethodSpec):
+def add_method(spec: MethodSpec) -> None:
+    """Give ``avatarkit train`` a command for ``spec`` (built from its data options, the run
+    options and its config's fields)."""
     data_names = [d.name for d in spec.data]
 
     def command(**kwargs) -> None:
@@ -125,11 +119,11 @@ def _command(spec: MethodSpec):
     command.__signature__ = inspect.Signature(_run_parameters(spec) + _config_parameters(spec))
     command.__name__ = spec.name
     command.__doc__ = spec.help
-    return command
+    app.command(spec.name, help=spec.help)(command)
 
 
 for _spec in METHODS.values():
-    app.command(_spec.name, help=_spec.help)(_command(_spec))
+    add_method(_spec)
 
 
 def _train(

@@ -9,6 +9,9 @@ import typer
 
 from avatarkit.cli import console
 from avatarkit.cli.options import Device, Json, Quiet, Units, Up
+from avatarkit.io.formats import is_hdf5
+
+TEXTURE_EXPORTS = ("png",)
 
 
 def unwrap_uv(
@@ -35,7 +38,9 @@ def unwrap_uv(
     atlas: Annotated[
         bool, typer.Option("--atlas", help="Make a UV atlas (xatlas) first; writes a mesh with its texture.")
     ] = False,
-    export: Annotated[Literal["png"] | None, typer.Option(help="Also write STEM.png and STEM_visibility.png.")] = None,
+    export: Annotated[
+        Literal[TEXTURE_EXPORTS] | None, typer.Option(help="Also write STEM.png and STEM_visibility.png.")
+    ] = None,
     device: Device = "auto",
     units: Units = None,
     up: Up = "y",
@@ -50,37 +55,35 @@ def unwrap_uv(
     With --atlas, meshes without UVs get an atlas and their vertex colours baked into it.
     Photos with DensePose IUV images fill DensePose's 24-part texture atlas instead.
     """
-    from avatarkit.device import resolve_device
-    from avatarkit.errors import InputError, OptionError
-    from avatarkit.io.hdf5 import write_artifact
-    from avatarkit.io.view_folders import read_iuv_folder
+    import numpy as np
 
-    if mesh is None and views is None:
-        raise OptionError("give a mesh, --views, or both")
-    if views is None and not atlas:
-        raise OptionError("nothing to project: give --views, or --atlas to make an atlas for the mesh")
-    if size is not None and size < 1:
-        raise OptionError(f"--size must be positive, got {size}")
-    if output.suffix.lower() not in (".h5", ".hdf5"):
+    from avatarkit.device import resolve_device
+    from avatarkit.errors import InputError, MeshError, OptionError
+    from avatarkit.io.hdf5 import write_artifact
+    from avatarkit.io.images import write_png
+    from avatarkit.io.meshfile import load_mesh
+    from avatarkit.io.view_folders import read_views
+    from avatarkit.texture.unwrap import check_unwrap
+    from avatarkit.texture.unwrap import unwrap_uv as unwrap
+
+    if not is_hdf5(output):
         raise OptionError(f"-o must name a .h5 file, got {output}")
     device = resolve_device(device)
-    if views is not None and views.is_dir() and (views / "iuv").is_dir():
-        if mesh is not None or atlas or symmetric:
-            raise OptionError("DensePose IUV images fill DensePose's own atlas: give no mesh, --atlas or --symmetric")
-        view_data = read_iuv_folder(views)
-    else:
-        view_data = _read_views(views) if views is not None else None
-    inputs = [p for p in (mesh, views) if p is not None]
-    provenance = console.provenance(inputs)
+    view_data = read_views(views) if views is not None else None
+    check_unwrap(mesh is not None, view_data, size, symmetric, atlas)
+    surface = load_mesh(mesh, units, up) if mesh is not None else None
     try:
-        result = _project(mesh, view_data, size, symmetric, atlas, device, units, up)
+        result = unwrap(surface, view_data, size, symmetric, atlas, device)
     except InputError as exc:  # the core does not know the file names
         if exc.path is not None:
             raise
-        raise InputError(exc.message, views if views is not None else mesh) from None
-    written = [write_artifact(output, result, provenance)]
+        raise type(exc)(exc.message, mesh if isinstance(exc, MeshError) or views is None else views) from None
+    written = [write_artifact(output, result, console.provenance([p for p in (mesh, views) if p is not None]))]
     if export == "png":
-        written += _export_png(output, result)
+        written.append(write_png(output.with_suffix(".png"), result.texture))
+        if hasattr(result, "visibility"):
+            visibility = (np.clip(result.visibility, 0, 1) * 255).astype(np.uint8)
+            written.append(write_png(output.with_name(output.stem + "_visibility.png"), visibility))
     summary = {"written": [str(p) for p in written]}
     if hasattr(result, "visibility"):
         summary.update({k: result.attrs[k] for k in ("seen_fraction", "mirrored_fraction") if k in result.attrs})
@@ -88,59 +91,3 @@ def unwrap_uv(
         console.emit_json(summary)
     else:
         console.info(f"wrote {', '.join(summary['written'])}", quiet)
-
-
-def _project(mesh, view_data, size, symmetric, atlas, device, units, up):
-    from avatarkit.errors import OptionError
-    from avatarkit.io.meshfile import load_mesh
-    from avatarkit.texture.unwrap import make_atlas, splat_iuv_images, splat_uv_images, unwrap
-
-    if isinstance(view_data, tuple):  # photos and DensePose IUV images
-        rgb, iuv, names = view_data
-        return splat_iuv_images(rgb, iuv, size or 200, names)
-    size = size or 1024
-    if mesh is None:
-        result = splat_uv_images(view_data, size)
-    else:
-        surface = load_mesh(mesh, units, up)
-        if atlas:
-            surface = make_atlas(surface, size)
-        elif not surface.has_uvs:
-            raise OptionError(f"{mesh}: the mesh has no UVs; pass --atlas to make an atlas")
-        if view_data is None:
-            result = surface  # the atlas with its baked colours
-        else:
-            result = unwrap(surface, view_data, size, symmetric, device)
-            if atlas:
-                surface.texture = result.texture
-                result = surface
-    return result
-
-
-def _read_views(path: Path):
-    from avatarkit.errors import InputError
-    from avatarkit.io.hdf5 import read_artifact
-    from avatarkit.io.view_folders import read_idr_folder
-
-    if path.is_dir():
-        return read_idr_folder(path)
-    if not path.exists():
-        raise InputError("no such file or folder", path)
-    return read_artifact(path, "views")
-
-
-def _export_png(output: Path, result) -> list[Path]:
-    import numpy as np
-    from PIL import Image
-
-    from avatarkit.io.atomic import atomic_path
-
-    images = {output.with_suffix(".png"): result.texture}
-    if hasattr(result, "visibility"):
-        images[output.with_name(output.stem + "_visibility.png")] = (np.clip(result.visibility, 0, 1) * 255).astype(
-            np.uint8
-        )
-    for path, image in images.items():
-        with atomic_path(path) as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")
-    return list(images)

@@ -9,6 +9,8 @@ import typer
 
 from avatarkit.cli import batch, console
 from avatarkit.cli.options import Bounds, Device, Jobs, Json, Overwrite, Quiet, Units, Up
+from avatarkit.geometry.voxelize import GRID_PRESETS, SIGNS
+from avatarkit.io.voxel_export import EXPORTS
 
 
 def voxelize(
@@ -23,18 +25,18 @@ def voxelize(
     ] = None,
     margin: Annotated[float, typer.Option(help="Grow the mesh's box by this share of its longest side.")] = 0.02,
     preset: Annotated[
-        Literal["geopifu"] | None,
+        Literal[GRID_PRESETS] | None,
         typer.Option(help="geopifu: 128 x 192 x 128 voxels, mesh fitted with a 15% margin (Geo-PIFu/DeepHuman)."),
     ] = None,
     sign: Annotated[
-        Literal["winding", "parity"],
+        Literal[SIGNS],
         typer.Option(help="winding: robust to holes and overlapping parts; parity: ray parity, watertight meshes."),
     ] = "winding",
     surface: Annotated[
         bool, typer.Option("--surface", help="Also fill every voxel the surface passes through.")
     ] = False,
     export: Annotated[
-        Literal["npy", "binvox"] | None, typer.Option(help="Also write STEM.npy or STEM.binvox beside each .h5.")
+        Literal[EXPORTS] | None, typer.Option(help="Also write STEM.npy or STEM.binvox beside each .h5.")
     ] = None,
     max_memory: Annotated[
         float | None, typer.Option(help="Refuse grids needing more than this many GiB (default: half the RAM).")

@@ -21,15 +21,14 @@ Nearest neighbours come from a k-d tree over Morton-ordered points, queried on e
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
 
-from avatarkit.errors import AvatarkitWarning, OptionError
+from avatarkit.errors import OptionError
 from avatarkit.geometry.surface import sample_surface, surface_normals
+from avatarkit.io.meshfile import check_sizes
+from avatarkit.io.units import UNIT_NAMES, per_metre
 from avatarkit.structures import Mesh, Metrics
-
-UNITS = {"m": 1.0, "cm": 100.0, "mm": 1000.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +36,9 @@ class Protocol:
     """A named evaluation recipe.
 
     Attributes:
+        measures: ``surface`` (accuracy, completeness, chamfer, P2S, normal consistency,
+            F-scores, Hausdorff), ``p2s-from-gt`` (ICON's two numbers) or ``p2s-from-pred``
+            (PIFuHD's two numbers).
         samples: points sampled on each surface.
         units: the units numbers are reported in.
         taus: F-score thresholds, metres.
@@ -48,6 +50,7 @@ class Protocol:
     units: str = "m"
     taus: tuple[float, ...] = (0.005, 0.01, 0.02)
     source: str = "avatarkit default (docs/evaluation.md)"
+    measures: str = "surface"
 
 
 PROTOCOLS = {
@@ -59,6 +62,7 @@ PROTOCOLS = {
         taus=(),
         source="PIFuHD, lib/evaluator.py MeshEvaluator.get_chamfer_dist and get_surface_dist: 10k samples, "
         "point-to-surface both ways, P2S from the prediction, x100",
+        measures="p2s-from-pred",
     ),
     "icon": Protocol(
         "icon",
@@ -66,8 +70,18 @@ PROTOCOLS = {
         units="cm",
         taus=(),
         source="ICON, Evaluator.calculate_chamfer_p2s: 1k samples, point-to-surface both ways, x100",
+        measures="p2s-from-gt",
     ),
 }
+
+
+def evaluate(pred: Mesh, gt: Mesh, protocol: Protocol = PROTOCOLS["default"], seed: int = 0, device="cpu") -> Metrics:
+    """The metrics ``protocol`` measures (see :class:`Protocol`) of ``pred`` against ``gt``."""
+    if protocol.measures == "p2s-from-gt":
+        return evaluate_icon(pred, gt, protocol, seed, device)
+    if protocol.measures == "p2s-from-pred":
+        return evaluate_pifuhd(pred, gt, protocol, seed, device)
+    return evaluate_meshes(pred, gt, protocol, seed, device)
 
 
 def evaluate_icon(pred: Mesh, gt: Mesh, protocol: Protocol = PROTOCOLS["icon"], seed: int = 0, device="cpu"):
@@ -90,13 +104,13 @@ def _point_to_surface(pred: Mesh, gt: Mesh, protocol: Protocol, seed: int, devic
     """Samples on each surface, exact distances to the other *surface*, both ways."""
     from avatarkit.geometry.sdf import MeshDistance
 
-    check_sizes(pred, gt)
+    check_sizes(pred, gt, "--input-units")
     rng = np.random.default_rng(seed)
     sg = sample_surface(gt, protocol.samples, rng).points
     sp = sample_surface(pred, protocol.samples, rng).points
     gt_to_pred = np.abs(MeshDistance(pred.vertices, pred.faces, device).query(sg, "normal").sdf)
     pred_to_gt = np.abs(MeshDistance(gt.vertices, gt.faces, device).query(sp, "normal").sdf)
-    scale = UNITS[protocol.units]
+    scale = per_metre(protocol.units)
     p2s = gt_to_pred if p2s_from == "gt" else pred_to_gt
     values = {
         "p2s": float(p2s.mean() * scale),
@@ -109,20 +123,6 @@ def _point_to_surface(pred: Mesh, gt: Mesh, protocol: Protocol, seed: int, devic
         "pred_to_gt": (pred_to_gt * scale).astype(np.float32),
     }
     return Metrics(values, protocol.units, protocol.name, per_point)
-
-
-def check_sizes(pred: Mesh, gt: Mesh, flag: str = "--input-units") -> None:
-    """Warn (:class:`AvatarkitWarning`) when the two meshes' sizes differ by 10x or more: a
-    likely units mistake (``flag`` names the option that fixes it)."""
-    size_pred, size_gt = float(pred.extent().max()), float(gt.extent().max())
-    # a hair of tolerance: a mesh scaled by exactly 10 must warn despite float32 rounding
-    if size_pred > 0 and size_gt > 0 and max(size_pred / size_gt, size_gt / size_pred) >= 10 * (1 - 1e-6):
-        warnings.warn(
-            f"the prediction is {size_pred:.3g} m across and the ground truth {size_gt:.3g} m: "
-            f"a units mistake? ({flag} on mesh files)",
-            AvatarkitWarning,
-            stacklevel=3,
-        )
 
 
 def evaluate_meshes(
@@ -141,9 +141,9 @@ def evaluate_meshes(
 
     if protocol.samples < 1:
         raise OptionError(f"--samples must be positive, got {protocol.samples}")
-    if protocol.units not in UNITS:
-        raise OptionError(f"--units must be one of {', '.join(UNITS)}, got {protocol.units!r}")
-    check_sizes(pred, gt)
+    if protocol.units not in UNIT_NAMES:
+        raise OptionError(f"--units must be one of {', '.join(UNIT_NAMES)}, got {protocol.units!r}")
+    check_sizes(pred, gt, "--input-units")
     rng = np.random.default_rng(seed)
     sp = sample_surface(pred, protocol.samples, rng)
     sg = sample_surface(gt, protocol.samples, rng)
@@ -154,7 +154,7 @@ def evaluate_meshes(
     normal_consistency = 0.5 * (
         np.abs(np.sum(np_ * ng[i_pg], axis=1)).mean() + np.abs(np.sum(ng * np_[i_gp], axis=1)).mean()
     )
-    scale = UNITS[protocol.units]
+    scale = per_metre(protocol.units)
     values = {
         "accuracy": d_pg.mean() * scale,
         "completeness": d_gp.mean() * scale,
@@ -181,7 +181,7 @@ def evaluate_meshes(
 
 def failed_metrics(protocol: Protocol) -> Metrics:
     """The metrics of an empty prediction: every distance infinite, every score 0."""
-    if protocol.name in ("icon", "pifuhd"):
+    if protocol.measures != "surface":
         return Metrics(dict.fromkeys(("p2s", "chamfer"), float("inf")), protocol.units, protocol.name)
     values = dict.fromkeys(("accuracy", "completeness", "chamfer_l1", "chamfer_l2", "p2s", "hausdorff"), float("inf"))
     values["normal_consistency"] = 0.0
@@ -209,4 +209,4 @@ def nearest(query: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _tau_name(tau: float, units: str) -> str:
-    return f"{tau * UNITS[units]:g}{units}"
+    return f"{tau * per_metre(units):g}{units}"

@@ -34,33 +34,6 @@ H3DS_LANDMARKS = ("right_eye", "left_eye", "nose_tip", "nose_base", "right_lips"
 MM = 1000.0
 
 
-def read_landmark_file(path: str | Path) -> dict[str, int]:
-    """H3DS landmarks: ``name vertex_id`` per line."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read landmarks ({exc.strerror or exc})", path) from None
-    out = {}
-    for number, line in enumerate(lines, 1):
-        words = line.split()
-        if not words:
-            continue
-        if len(words) != 2 or not words[1].lstrip("-").isdigit():
-            raise InputError(f"line {number}: expected 'name vertex_id', got {line!r}", path)
-        out[words[0]] = int(words[1])
-    return out
-
-
-def read_region_file(path: str | Path) -> np.ndarray:
-    """H3DS region: one vertex index per line."""
-    path = Path(path)
-    try:
-        return np.array([int(x) for x in path.read_text().split()], dtype=np.int64)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"not a region file of vertex indices ({exc})", path) from None
-
-
 def load_h3ds_mesh(path: str | Path, units: str | None = None, up: str = "y", units_flag: str = "--units") -> Mesh:
     """A mesh for the h3ds protocol, its vertices in the file's order.
 
@@ -68,10 +41,12 @@ def load_h3ds_mesh(path: str | Path, units: str | None = None, up: str = "y", un
     every ``v`` line, and its landmark and region files index those lines. Where welding
     changed the count, the file is read again in its own order (same units and axes).
     """
-    from avatarkit.io.meshfile import HDF5_SUFFIXES, UNIT_SCALE, UP_TO_Y, load_pair_member
+    from avatarkit.io.formats import is_hdf5
+    from avatarkit.io.meshfile import UP_TO_Y, load_pair_member
+    from avatarkit.io.units import METRES_PER_UNIT
 
     mesh = load_pair_member(path, units, up, units_flag)
-    if Path(path).suffix.lower() in HDF5_SUFFIXES:
+    if is_hdf5(path):
         return mesh
     import trimesh
 
@@ -84,20 +59,13 @@ def load_h3ds_mesh(path: str | Path, units: str | None = None, up: str = "y", un
         AvatarkitWarning,
         stacklevel=2,
     )
-    v = np.asarray(raw.vertices, dtype=np.float64) * UNIT_SCALE[units or "m"] @ UP_TO_Y[up].T
+    v = np.asarray(raw.vertices, dtype=np.float64) * METRES_PER_UNIT[units or "m"] @ UP_TO_Y[up].T
     return Mesh(v.astype(np.float32), np.asarray(raw.faces, dtype=np.int32))
 
 
 def failed_h3ds_metrics() -> Metrics:
     """The metrics of an empty prediction: infinite distances."""
     return Metrics(dict.fromkeys(("gt_to_pred", "pred_to_gt", "chamfer"), float("inf")), "mm", "h3ds")
-
-
-def mesh_landmarks(mesh: Mesh) -> dict[str, int]:
-    """The vertex landmarks stored in a mesh file (``/landmarks``), by name."""
-    if mesh.landmarks is None:
-        return {}
-    return {n: int(v) for n, v in zip(mesh.landmarks.names, mesh.landmarks.vertex_ids, strict=True) if v >= 0}
 
 
 def evaluate_h3ds(
@@ -118,9 +86,9 @@ def evaluate_h3ds(
     import trimesh
     from scipy.spatial import cKDTree
 
-    from avatarkit.evaluate.chamfer import check_sizes
+    from avatarkit.io.meshfile import check_sizes
 
-    check_sizes(pred, gt)
+    check_sizes(pred, gt, "--input-units")
     vp = pred.vertices.astype(np.float64) * MM
     vg = gt.vertices.astype(np.float64) * MM
     if region is not None and region_gt is None:

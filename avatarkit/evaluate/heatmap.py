@@ -34,8 +34,6 @@ def error_mesh(pred: Mesh, gt: Mesh, device: str = "cpu") -> tuple[Mesh, float]:
 def write_heatmap(path: Path, pred: Mesh, gt: Mesh, device: str = "cpu") -> float:
     """Write the coloured prediction as ``.ply``, or a ``.png`` of it from the front and the
     side with a colour bar; return the distance (metres) shown as red."""
-    from avatarkit.io.atomic import atomic_path
-
     path = Path(path)
     mesh, vmax = error_mesh(pred, gt, device)
     suffix = path.suffix.lower()
@@ -46,19 +44,15 @@ def write_heatmap(path: Path, pred: Mesh, gt: Mesh, device: str = "cpu") -> floa
         return vmax
     if suffix != ".png":
         raise OptionError(f"--heatmap must end in .ply or .png, got {path.name}")
-    from PIL import Image
-
-    from avatarkit.render.cameras import orbit
+    from avatarkit.io.images import write_png
     from avatarkit.render.render import RenderConfig, render
+    from avatarkit.render.rigs import orbit
 
-    v = mesh.vertices.astype(np.float64)
-    center = 0.5 * (v.min(0) + v.max(0))
-    cameras = orbit(center, float(np.linalg.norm(v - center, axis=1).max()), [0.0, 90.0], [0.0], (512, 512))
+    cameras = orbit(*mesh.bounding_sphere(), [0.0, 90.0], [0.0], (512, 512))
     views = render(
         mesh, cameras, RenderConfig(albedo="vertex", lighting="sh", background=(255, 255, 255)), device=device
     )
     bar = np.repeat(colormap(np.linspace(0, vmax, 1024), vmax)[None], 16, axis=0)
     image = np.concatenate([np.concatenate(list(views.rgb), axis=1), bar], axis=0)
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+    write_png(path, image)
     return vmax

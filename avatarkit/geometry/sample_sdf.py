@@ -180,13 +180,6 @@ def preset_config(name: str, **changes: Any) -> SamplingConfig:
     return config
 
 
-def unit_frame(vertices: np.ndarray, buffer: float = 1.0) -> tuple[np.ndarray, float]:
-    """Centre (bounding-box midpoint) and radius (farthest vertex times ``buffer``), metres."""
-    v = vertices.astype(np.float64)
-    center = 0.5 * (v.min(axis=0) + v.max(axis=0))
-    return center, float(np.linalg.norm(v - center, axis=1).max() * buffer)
-
-
 def sample_sdf(
     mesh: Mesh,
     config: SamplingConfig,
@@ -207,7 +200,7 @@ def sample_sdf(
     config.check()
     mesh.validate()
     rng = np.random.default_rng(seed)
-    center, radius = unit_frame(mesh.vertices, config.unit_buffer)
+    center, radius = mesh.bounding_sphere(config.unit_buffer)
     if not radius > 0:
         raise MeshError("all vertices are at one point")
     box = _box(mesh, config)

@@ -36,6 +36,7 @@ SIGNS = ("winding", "parity")
 
 GEOPIFU_SHAPE = (128, 192, 128)
 GEOPIFU_MARGIN = 0.15
+GRID_PRESETS = ("geopifu",)
 """Geo-PIFu (after DeepHuman) voxelizes a mesh normalised to fit its box with a 15% margin:
 heights in [-0.5, 0.5] * 0.85 on 192 voxels of 1/192, widths and depths on 128."""
 
@@ -86,8 +87,8 @@ def plan_grid(
     lo = mesh.vertices.min(axis=0).astype(np.float64)
     hi = mesh.vertices.max(axis=0).astype(np.float64)
     if preset is not None:
-        if preset != "geopifu":
-            raise OptionError(f"unknown voxelize preset {preset!r}; use geopifu")
+        if preset not in GRID_PRESETS:
+            raise OptionError(f"unknown voxelize preset {preset!r}; use {', '.join(GRID_PRESETS)}")
         if resolution is not None or pitch is not None or bounds is not None:
             raise OptionError("--preset geopifu fixes the grid; drop --resolution, --pitch and --bounds")
         shape = np.array(GEOPIFU_SHAPE)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.errors import InputError
-from avatarkit.render.cameras import Cameras
+from avatarkit.io.formats import HDF5_SUFFIXES
+from avatarkit.structures import Cameras
 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -37,7 +38,7 @@ def read_cameras(path: str | Path, size: tuple[int, int] | None = None) -> Camer
         return read_idr(path, size)
     if suffix == ".json":
         return read_transforms_json(path, size)
-    if suffix in (".h5", ".hdf5"):
+    if suffix in HDF5_SUFFIXES:
         from avatarkit.io.hdf5 import open_h5
 
         with open_h5(path) as f:
@@ -98,9 +99,8 @@ def idr_scale_mat(center: np.ndarray, radius: float) -> np.ndarray:
 
 
 def write_idr(path: Path, cameras: Cameras, scale_mat: np.ndarray) -> None:
-    """``cameras.npz`` with ``world_mat_i`` and ``scale_mat_i`` per view (perspective only)."""
-    if cameras.projection != "perspective":
-        raise InputError("IDR cameras.npz holds perspective cameras only; render with --projection perspective", path)
+    """``cameras.npz`` with ``world_mat_i`` and ``scale_mat_i`` per view (perspective cameras:
+    :func:`avatarkit.io.view_folders.check_export`)."""
     arrays = {}
     for i in range(len(cameras)):
         world = np.eye(4)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from avatarkit.errors import OptionError
+from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES
 from avatarkit.io.hdf5 import Provenance, write_artifact
-from avatarkit.io.meshfile import HDF5_SUFFIXES, MESH_SUFFIXES, load_mesh, save_mesh
+from avatarkit.io.meshfile import load_mesh, save_mesh
 from avatarkit.structures import Mesh
 
 # what each file format cannot hold, by Mesh attribute
@@ -32,7 +33,7 @@ def convert_mesh(
     """
     source, target = Path(source), Path(target)
     suffix = target.suffix.lower()
-    if suffix not in MESH_SUFFIXES | HDF5_SUFFIXES:
+    if suffix not in (*MESH_SUFFIXES, *HDF5_SUFFIXES):
         raise OptionError(
             f"{target}: cannot write {suffix or 'files without an extension'}; use .obj .ply .glb .gltf .off or .h5"
         )

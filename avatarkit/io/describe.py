@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from avatarkit.errors import AvatarkitError
+from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES
 from avatarkit.io.hdf5 import describe
-from avatarkit.io.meshfile import HDF5_SUFFIXES, MESH_SUFFIXES, load_mesh
+from avatarkit.io.meshfile import load_mesh
 
 
 def describe_file(path: str | Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 from avatarkit import __version__
 from avatarkit.errors import InputError, KindError
 from avatarkit.io.atomic import atomic_path
+from avatarkit.io.formats import is_hdf5
 from avatarkit.io.schema import KINDS, ROOT_ATTRS, SCHEMA_VERSION, Field, KindSpec
 from avatarkit.structures import Landmarks, Mesh, Metrics, Samples, Texture, Transform, Views, Voxels
 
@@ -430,7 +431,7 @@ def is_complete(path: str | Path, kind: str) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    if path.suffix.lower() not in (".h5", ".hdf5"):
+    if not is_hdf5(path):
         return True
     try:
         with open_h5(path) as f:

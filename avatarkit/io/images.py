@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+from avatarkit.io.formats import IMAGE_SUFFIXES
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -55,6 +54,60 @@ def read_mask(path: str | Path) -> np.ndarray:
     return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) > 127
 
 
+def read_image_and_mask(
+    path: str | Path, masks: str | Path | None = None, threshold: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A photo and its subject's mask: (H, W, 3) uint8 and (H, W) bool.
+
+    The mask comes from ``masks`` (a mask file, or a folder holding ``STEM_mask.png`` or
+    ``STEM.png``), else ``STEM_mask.png`` beside the image (PIFu's layout), else the image's
+    alpha, else ``threshold`` on a plain background (:func:`mask_from_background`); with none
+    of them it is an :class:`InputError`, as is an empty mask or one of another size.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"not an image ({', '.join(IMAGE_SUFFIXES)})", path)
+    rgb, alpha = read_rgba(path)
+    mask_path = None
+    if masks is not None:
+        masks = Path(masks)
+        mask_path = masks if masks.is_file() else _mask_in(masks, path)
+        if mask_path is None:
+            raise InputError(f"no mask for {path.name} in this folder (STEM.png or STEM_mask.png)", masks)
+    elif threshold is None:
+        mask_path = _mask_in(path.parent, path, own=False)
+    if mask_path is not None:
+        mask, where = read_mask(mask_path), mask_path
+    elif alpha is not None:
+        mask, where = alpha, path
+    elif threshold is not None:
+        mask, where = mask_from_background(rgb, threshold), path
+    else:
+        raise InputError(
+            "no mask: give --mask, put STEM_mask.png beside the image, use an image with alpha, "
+            "or --mask-threshold for a plain background",
+            path,
+        )
+    if mask.shape != rgb.shape[:2]:
+        raise InputError(
+            f"the mask is {mask.shape[1]} x {mask.shape[0]}, its image {rgb.shape[1]} x {rgb.shape[0]}", where
+        )
+    if not mask.any():
+        raise InputError("the mask is empty", where)
+    return rgb, mask
+
+
+def _mask_in(folder: Path, image: Path, own: bool = True) -> Path | None:
+    """``STEM_mask.*`` (and, with ``own``, ``STEM.*``) for ``image`` in ``folder``, or None."""
+    names = [f"{image.stem}_mask"] + ([image.stem] if own else [])
+    for name in names:
+        for suffix in IMAGE_SUFFIXES:
+            candidate = folder / f"{name}{suffix}"
+            if candidate.is_file() and candidate != image:
+                return candidate
+    return None
+
+
 def mask_from_background(rgb: np.ndarray, threshold: float) -> np.ndarray:
     """The subject on a plain background: pixels whose colour differs from the median colour
     of the image border by more than ``threshold`` (0-255, any channel), holes filled, the
@@ -88,11 +141,12 @@ def random_crop(path: Path, rng: np.random.Generator, height: int, width: int) -
         raise InputError(f"unreadable background image ({exc})", path) from None
 
 
-def write_png(path: str | Path, image: np.ndarray) -> None:
-    """Write an (H, W, 3) or (H, W) uint8 image as PNG, atomically."""
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write an (H, W, 3) or (H, W) uint8 image as PNG, atomically; returns ``path``."""
     from PIL import Image
 
     from avatarkit.io.atomic import atomic_path
 
     with atomic_path(Path(path)) as tmp:
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
+    return Path(path)

@@ -30,11 +30,10 @@ import numpy as np
 
 from avatarkit.errors import AvatarkitWarning, InputError, MeshError, OptionError
 from avatarkit.io.atomic import atomic_paths
+from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES
+from avatarkit.io.units import METRES_PER_UNIT
 from avatarkit.structures import Mesh
 
-MESH_SUFFIXES = {".obj", ".ply", ".glb", ".gltf", ".off"}
-HDF5_SUFFIXES = {".h5", ".hdf5"}
-UNIT_SCALE = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 UP_TO_Y = {
     # rotations taking the file's up axis to +Y, facing direction to +Z
     "y": np.eye(3),
@@ -63,8 +62,8 @@ def load_mesh(path: str | Path, units: str | None = None, up: str = "y", units_f
         InputError: missing, unreadable or not a mesh; MeshError: empty, NaN, bad faces.
     """
     path = Path(path)
-    if units is not None and units not in UNIT_SCALE:
-        raise OptionError(f"unknown units {units!r}; use one of {', '.join(UNIT_SCALE)}")
+    if units is not None and units not in METRES_PER_UNIT:
+        raise OptionError(f"unknown units {units!r}; use one of {', '.join(METRES_PER_UNIT)}")
     if up not in UP_TO_Y:
         raise OptionError(f"unknown up axis {up!r}; use y or z")
     suffix = path.suffix.lower()
@@ -83,7 +82,7 @@ def load_mesh(path: str | Path, units: str | None = None, up: str = "y", units_f
         raise InputError("no such file", path)
     mesh = _read_with_trimesh(path)
     mesh.validate(path)
-    scale = UNIT_SCALE[units or "m"]
+    scale = METRES_PER_UNIT[units or "m"]
     if scale != 1.0 or up != "y":
         mesh = mesh.transformed(_rotation4(UP_TO_Y[up]), scale=scale)
     if units is None:
@@ -117,6 +116,20 @@ def check_plausible_size(mesh: Mesh, path: str | Path, units_flag: str = "--unit
             f"{path}: mesh is only {size:.4g} m across; if that is not metres pass {units_flag}",
             AvatarkitWarning,
             stacklevel=2,
+        )
+
+
+def check_sizes(pred: Mesh, gt: Mesh, flag: str = "--units") -> None:
+    """Warn (:class:`AvatarkitWarning`) when the two meshes' sizes differ by 10x or more: a
+    likely units mistake (``flag`` names the option that fixes it)."""
+    size_pred, size_gt = float(pred.extent().max()), float(gt.extent().max())
+    # a hair of tolerance: a mesh scaled by exactly 10 must warn despite float32 rounding
+    if size_pred > 0 and size_gt > 0 and max(size_pred / size_gt, size_gt / size_pred) >= 10 * (1 - 1e-6):
+        warnings.warn(
+            f"the prediction is {size_pred:.3g} m across and the ground truth {size_gt:.3g} m: "
+            f"a units mistake? ({flag} on mesh files)",
+            AvatarkitWarning,
+            stacklevel=3,
         )
 
 

@@ -4,21 +4,37 @@ contact sheet."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from avatarkit.errors import InputError
+from avatarkit.errors import InputError, OptionError
 from avatarkit.io.atomic import atomic_path
+from avatarkit.io.images import write_png
 from avatarkit.structures import Views
 
 EXPORTS = ("idr", "png")
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
+def check_export(export: str | None, orthographic: bool, cameras: Path | None = None) -> None:
+    """Raise :class:`OptionError` when views with ``orthographic`` cameras (from the camera file
+    ``cameras``, if one) are to be exported as ``idr``, whose cameras.npz holds perspective ones only."""
+    if export is not None and export not in EXPORTS:
+        raise OptionError(f"--export must be one of {', '.join(EXPORTS)}, got {export!r}")
+    if export == "idr" and orthographic:
+        source = f", and {cameras} has orthographic ones" if cameras is not None else ""
+        raise OptionError(f"--export idr holds perspective cameras only (IDR's cameras.npz){source}; use --export png")
 
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+
+def export_views(folder: Path, views: Views, export: str, mesh=None) -> list[Path]:
+    """Write ``views`` into ``folder`` as ``export`` (``idr``: IDR/H3DS layout, its unit sphere
+    around ``mesh``'s bounding sphere grown by 10%; ``png``: PNGs and a contact sheet)."""
+    check_export(export, views.projection == "orthographic")
+    if export == "png":
+        return write_png_folder(folder, views)
+    from avatarkit.io.cameras import idr_scale_mat
+
+    return write_idr_folder(folder, views, idr_scale_mat(*mesh.bounding_sphere(1.1)))
 
 
 def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[Path]:
@@ -26,14 +42,13 @@ def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[
     the layout IDR and the H3DS loaders read."""
     from avatarkit.io.cameras import write_idr
 
-    if views.projection != "perspective":  # refused before any image is written
-        raise InputError("IDR cameras.npz holds perspective cameras only", folder)
+    check_export("idr", views.projection == "orthographic")  # before any image is written
     cameras = views.cameras()
     written = []
     for i in range(len(views)):
         for sub, image in (("image", views.rgb[i]), ("mask", views.mask[i])):
             path = folder / sub / f"{i:03d}.png"
-            _write_png(path, image)
+            write_png(path, image)
             written.append(path)
     with atomic_path(folder / "cameras.npz") as tmp:
         write_idr(tmp, cameras, scale_mat)
@@ -47,10 +62,10 @@ def write_png_folder(folder: Path, views: Views) -> list[Path]:
     for i in range(len(views)):
         for name, image in (("rgb", views.rgb[i]), ("mask", views.mask[i])):
             path = folder / f"{name}_{i:03d}.png"
-            _write_png(path, image)
+            write_png(path, image)
             written.append(path)
     sheet = contact_sheet(views.rgb)
-    _write_png(folder / "contact_sheet.png", sheet)
+    write_png(folder / "contact_sheet.png", sheet)
     written.append(folder / "contact_sheet.png")
     return written
 
@@ -122,7 +137,31 @@ def read_idr_folder(folder: Path) -> Views:
     )
 
 
-def read_iuv_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+class IuvImages(NamedTuple):
+    """Photos and their DensePose IUV images (see :func:`read_iuv_folder`)."""
+
+    rgb: np.ndarray
+    """(N, H, W, 3) uint8."""
+    iuv: np.ndarray
+    """(N, H, W, 3) uint8, channels I (part, 0 off the body), U, V."""
+    names: list[Path]
+    """The photos' paths."""
+
+
+def read_views(path: Path) -> Views | IuvImages:
+    """Views from a views ``.h5``, an IDR/H3DS folder (``image/``, ``mask/``, ``cameras.npz``),
+    or photos with DensePose IUV images (a folder with ``image/`` and ``iuv/``)."""
+    from avatarkit.io.hdf5 import read_artifact
+
+    path = Path(path)
+    if path.is_dir():
+        return read_iuv_folder(path) if (path / "iuv").is_dir() else read_idr_folder(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path)
+    return read_artifact(path, "views")
+
+
+def read_iuv_folder(folder: Path) -> IuvImages:
     """Photos and their DensePose IUV images: ``image/*`` and ``iuv/*.png``, paired in name order.
 
     IUV images as DensePose's ``infer_simple.py`` writes them (``NAME_IUV.png``, saved by
@@ -168,4 +207,4 @@ def read_iuv_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     shapes = {im.shape for im in rgb}
     if len(shapes) > 1:
         raise InputError(f"images differ in size: {sorted(shapes)}", folder)
-    return np.stack(rgb), np.ascontiguousarray(np.stack(iuv)), images
+    return IuvImages(np.stack(rgb), np.ascontiguousarray(np.stack(iuv)), images)

@@ -22,6 +22,8 @@ from typing import Any
 from avatarkit.errors import InputError
 
 FORMAT = "avatarkit-checkpoint"
+WHICH = ("best", "last")
+"""The checkpoints of a run folder ``reconstruct`` can use."""
 VERSION = 1
 
 

@@ -70,6 +70,51 @@ class TrainConfig:
             raise OptionError(f"--lr-decay-at takes fractions of max-steps in (0, 1], got {self.lr_decay_at}")
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageDataConfig(TrainConfig):
+    """What every image-based method shares: the network's input image, the points drawn per
+    step, and the augmentations (PIFu's names and values in brackets)."""
+
+    image_size: int = 512
+    """Side of the square image the network sees; views are resized to it and cameras scaled (PIFu's loadSize)."""
+    mask_input: bool = True
+    """Multiply the image by its mask, as PIFu does (reconstruct then needs a mask)."""
+    points: int = 5000
+    """Points drawn from a subject's samples file each step (PIFu's num_sample_inout)."""
+    balance: bool = True
+    """PIFu's balanced draw: at most half of the points inside, the rest outside."""
+    flip: bool = True
+    """Random horizontal flips of image and camera together (PIFu's random_flip)."""
+    scale_jitter: float = 0.1
+    """Random zoom of image and camera together, 1 +- this (PIFu's random_scale: 0.1)."""
+    shift_jitter: float = 0.02
+    """Random shift of image and camera together, up to this share of the image side (PIFu's random_trans)."""
+    brightness: float = 0.2
+    """Colour jitter: brightness factor 1 +- this (PIFu's aug_bri)."""
+    contrast: float = 0.2
+    """Colour jitter: contrast factor 1 +- this (PIFu's aug_con)."""
+    saturation: float = 0.05
+    """Colour jitter: saturation factor 1 +- this (PIFu's aug_sat)."""
+    hue: float = 0.05
+    """Colour jitter: hue shift up to this many turns (PIFu's aug_hue)."""
+    blur: float = 0.0
+    """Gaussian blur with a random sigma up to this many pixels (PIFu's aug_blur)."""
+    background_dir: str | None = None
+    """Folder of images; each training view gets a random crop of one behind the subject (matters with --no-mask-input)."""
+    val_resolution: int = 128
+    """Grid resolution of validation meshes (a power of two)."""
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "image_size", "points")
+        if self.image_size % 4:
+            raise OptionError(f"--image-size must be a multiple of 4 (the encoder's stride), got {self.image_size}")
+        if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 0.5:
+            raise OptionError("--scale-jitter must be in [0, 1) and --shift-jitter in [0, 0.5)")
+        if self.val_resolution < 8 or self.val_resolution & (self.val_resolution - 1):
+            raise OptionError(f"--val-resolution must be a power of two of at least 8, got {self.val_resolution}")
+
+
 def at_least_one(config: Any, *names: str) -> None:
     """Raise :class:`OptionError` naming the first of ``names`` whose value is below 1."""
     for name in names:

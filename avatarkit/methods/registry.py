@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
 from avatarkit.methods.pifu.config import PifuConfig
+
+if TYPE_CHECKING:
+    from avatarkit.methods.contract import Predictor, RunState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,11 +36,13 @@ class MethodSpec:
     presets: dict[str, Any]
     data: tuple[DataOption, ...]
     trainer: str
-    """``module:Class`` built as ``Class(config, **data, restored=state)``."""
+    """``module:Class`` of its :class:`~avatarkit.methods.contract.Trainable`, built as
+    ``Class(config, restored=state, **data)``."""
     model: str
     """``module:Class`` of the network, built as ``Class(config)``."""
     predictor: str
-    """``module:Class`` built as ``Class(model, config, device)``: what ``reconstruct`` asks."""
+    """``module:Class`` of its :class:`~avatarkit.methods.contract.Predictor`, built as
+    ``Class(model, config, device)``: what ``reconstruct`` asks."""
 
     def load(self, which: str):
         module, _, attribute = getattr(self, which).partition(":")
@@ -67,6 +72,18 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the registry (a method outside avatarkit, or one under development:
+    ``docs/adding_a_method.md``); ``avatarkit train`` gains its command when
+    :func:`avatarkit.cli.train.add_method` is called with it."""
+    from avatarkit.errors import OptionError
+
+    if spec.name in METHODS and METHODS[spec.name] is not spec:
+        raise OptionError(f"a method named {spec.name!r} is registered already")
+    METHODS[spec.name] = spec
+    return spec
+
+
 def method(name: str) -> MethodSpec:
     from avatarkit.errors import InputError
 
@@ -83,18 +100,18 @@ class Trained:
     spec: MethodSpec
     config: Any
     model: Any
-    state: dict[str, Any]
+    state: RunState
     path: Any
     step: int
 
-    def predictor(self, device):
+    def predictor(self, device) -> Predictor:
         return self.spec.load("predictor")(self.model, self.config, device)
 
     def camera(self):
         """The run's camera (where a photo given without one is placed), or None."""
         import numpy as np
 
-        from avatarkit.render.cameras import Cameras
+        from avatarkit.structures import Cameras
 
         c = self.state.get("camera")
         if not c:

@@ -1,7 +1,7 @@
 """The training loop every method shares (the core of ``avatarkit train``).
 
-A method (see :class:`Trainable`) supplies its network, its data, its loss and its
-validation; :func:`train` supplies the rest: the optimiser and its schedule, mixed
+A method (a :class:`~avatarkit.methods.contract.Trainable`) supplies its network, its data,
+its loss and its validation; :func:`train` supplies the rest: the optimiser and its schedule, mixed
 precision on CUDA, several processes with ``torchrun`` (DDP: NCCL on GPUs, gloo on the
 CPU), checkpoints (last, best by validation, resumable), TensorBoard scalars and image
 grids, ``metrics.jsonl``, and a clean stop on Ctrl-C or SIGTERM: the step in progress
@@ -15,52 +15,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import shutil
 import signal
 import time
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
 
 from avatarkit.errors import AvatarkitError, OptionError
 from avatarkit.methods import checkpoint as ckpt
 from avatarkit.methods.configs import TrainConfig, to_dict
-
-
-class Trainable(Protocol):
-    """What a method gives the trainer."""
-
-    name: str
-    config: TrainConfig
-    best_metric: str
-    """Validation metric that picks ``best.pt`` (higher is better)."""
-
-    def setup(self, device: torch.device) -> None:
-        """Check the data and prepare it (raises :class:`~avatarkit.errors.InputError`)."""
-
-    def build_model(self) -> torch.nn.Module: ...
-
-    def loader(self, start: int, stop: int, rank: int, world: int, workers: int) -> Iterable[Any]:
-        """Batches for steps ``start`` to ``stop`` of this rank."""
-
-    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]: ...
-
-    def validate(self, model: torch.nn.Module, meshes: bool) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-        """Metrics and (H, W, 3) uint8 images on the held-out subjects."""
-
-    def batch_images(self, batch: Any) -> np.ndarray:
-        """An (H, W, 3) uint8 grid of a batch's inputs."""
-
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint must carry beyond the weights (the split, cameras, data paths)."""
-
-    def close(self) -> None:
-        """Release open files (called when training ends, however it ends)."""
+from avatarkit.methods.contract import Trainable
 
 
 class Reporter:
@@ -221,7 +188,7 @@ def train(
         use_amp = config.amp and dist.device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler(dist.device.type, enabled=use_amp and amp_dtype == torch.float16)
-        step, best = 0, {"metric": method.best_metric, "value": None, "step": None}
+        step, best = 0, {"metric": method.best_metric.name, "value": None, "step": None}
         metrics: dict[str, float] = {}
         if resume is not None:
             step, best, metrics = _restore(resume, config, model, optimizer, scaler)
@@ -268,8 +235,8 @@ def train(
                     writer.add_image(name, image, at, dataformats="HWC")
                 with open(folder.metrics, "a") as f:
                     f.write(json.dumps({"step": at, "time": time.time(), **metrics}) + "\n")
-                value = metrics.get(method.best_metric)
-                if value is not None and math.isfinite(value) and (best["value"] is None or value > best["value"]):
+                value = metrics.get(method.best_metric.name)
+                if method.best_metric.improves(value, best["value"]):
                     best.update(value=float(value), step=at)
                     ckpt.save(folder.best, state())
                 reporter.note(_describe(at, metrics))

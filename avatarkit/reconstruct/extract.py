@@ -112,19 +112,23 @@ def evaluate_dense(fn, bounds: np.ndarray, resolution: int = 256, batch: int = 1
     return values.reshape(n, n, n).astype(np.float32), len(points)
 
 
-def extract_mesh(values: np.ndarray, bounds: np.ndarray, threshold: float = 0.5, keep_all: bool = False) -> Mesh:
-    """Marching cubes (scikit-image) at ``threshold`` on the lattice over ``bounds``, in world
-    units; faces wind counter-clockwise from outside (values above ``threshold`` are inside);
-    only the largest connected component unless ``keep_all``."""
+def extract_mesh(
+    values: np.ndarray, bounds: np.ndarray, threshold: float = 0.5, keep_all: bool = False, inside: str = "above"
+) -> Mesh:
+    """Marching cubes (scikit-image) at ``threshold`` on the lattice over ``bounds``, in the
+    lattice's units; faces wind counter-clockwise from outside (``inside``: ``above``, values
+    above ``threshold`` are inside, as occupancy; ``below``, as a signed distance); only the
+    largest connected component unless ``keep_all``."""
     from skimage import measure
 
     lo, hi = np.asarray(bounds, dtype=np.float64).reshape(2, 3)
     if not (values.min() < threshold < values.max()):
-        raise OptionError("the occupancy never crosses the threshold inside the bounds: no surface to extract")
+        raise OptionError("the field never crosses its surface level inside the bounds: no surface to extract")
     spacing = (hi - lo) / (np.asarray(values.shape) - 1)
     verts, faces, _, _ = measure.marching_cubes(values, level=threshold, spacing=tuple(spacing))
     verts = verts + lo
-    faces = faces[:, ::-1]  # skimage winds them for an ascending gradient; ours face outwards
+    if inside == "above":  # skimage winds faces for a field rising outwards (an SDF); ours face outwards
+        faces = faces[:, ::-1]
     if not keep_all:
         verts, faces = _largest_component(verts, faces)
     return Mesh(verts.astype(np.float32), faces.astype(np.int32))

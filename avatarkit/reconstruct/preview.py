@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatarkit.render.cameras import Cameras, look_at
-from avatarkit.structures import Mesh
+from avatarkit.render.rigs import look_at
+from avatarkit.structures import Cameras, Mesh
 
 
 def normal_colors(normals_world: np.ndarray, world_to_cam: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -44,3 +44,15 @@ def side_by_side(panels: list[np.ndarray], height: int = 512) -> np.ndarray:
         width = max(1, round(image.width * height / image.height))
         out.append(np.asarray(image.resize((width, height), Image.BILINEAR)))
     return np.concatenate(out, axis=1)
+
+
+def preview(view, mesh: Mesh, device: str = "cpu", height: int = 512) -> np.ndarray:
+    """(H, W, 3) uint8 panels side by side: the input image of ``view`` (an
+    :class:`~avatarkit.reconstruct.inputs.ImageInput`), the true normals when it has them, and
+    ``mesh``'s normals from the input camera and from the side (a quarter turn about the target)."""
+    panels = [view.rgb]
+    if view.normal is not None:
+        panels.append(normal_colors(view.normal, view.camera.world_to_cam[0], view.mask))
+    panels.append(render_normals(mesh, view.camera, device))
+    panels.append(render_normals(mesh, side_camera(view.camera, view.target), device))
+    return side_by_side(panels, height)

@@ -9,25 +9,13 @@ of the cameras it was given (the ground truth's frame, for rendered views).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 from avatarkit.errors import OptionError
-from avatarkit.reconstruct.extract import evaluate_octree, extract_mesh
-from avatarkit.render.cameras import Cameras
-from avatarkit.structures import Mesh
-
-
-@dataclasses.dataclass
-class Reconstruction:
-    """A mesh in world metres, the queries that made it, and its box in camera coordinates."""
-
-    mesh: Mesh
-    queries: int
-    lattice_points: int
-    bounds: np.ndarray
+from avatarkit.reconstruct.field import ImplicitField, Reconstruction, reconstruct_field
+from avatarkit.structures import Cameras
 
 
 def view_box(camera: Cameras, target: np.ndarray) -> np.ndarray:
@@ -50,6 +38,19 @@ def view_box(camera: Cameras, target: np.ndarray) -> np.ndarray:
     return np.stack([[x.min(), y.min(), z[0]], [x.max(), y.max(), z[1]]])
 
 
+def view_field(
+    values: Callable[[np.ndarray], np.ndarray],
+    camera: Cameras,
+    target: np.ndarray,
+    level: float = 0.5,
+    inside: str = "above",
+    colors: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> ImplicitField:
+    """The field ``values`` (world points (P, 3) -> (P,)) over the volume the first camera of
+    ``camera`` sees around ``target`` (:func:`view_box`, in camera coordinates)."""
+    return ImplicitField(values, view_box(camera, target), camera.world_to_cam[0], level, inside, colors)
+
+
 def reconstruct_view(
     occupancy: Callable[[np.ndarray], np.ndarray],
     camera: Cameras,
@@ -64,14 +65,5 @@ def reconstruct_view(
     seen by the first camera of ``camera`` (see :func:`view_box`), evaluated coarse to fine
     on a ``resolution``^3 grid (PIFu's rule: cells whose corners differ by less than
     ``tolerance`` are filled), marching cubes at ``threshold``, in world metres."""
-    w2c = camera.world_to_cam[0]
-    rotation, translation = w2c[:3, :3], w2c[:3, 3]
-    bounds = view_box(camera, target)
-
-    def in_camera(points_cam: np.ndarray) -> np.ndarray:
-        return occupancy((points_cam - translation) @ rotation)
-
-    values, queries = evaluate_octree(in_camera, bounds, resolution, min(initial, resolution), threshold, tolerance)
-    mesh = extract_mesh(values, bounds, threshold, keep_all)
-    mesh.vertices = ((mesh.vertices.astype(np.float64) - translation) @ rotation).astype(np.float32)
-    return Reconstruction(mesh, queries, (resolution + 1) ** 3, bounds)
+    field = view_field(occupancy, camera, target, threshold)
+    return reconstruct_field(field, resolution, initial, keep_all, tolerance)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from avatarkit.backends.warp import cpu_threads, import_warp, launch
-from avatarkit.render.cameras import Cameras
+from avatarkit.structures import Cameras
 
 
 class GBuffer(NamedTuple):

@@ -14,16 +14,17 @@ self-shadowing), ``directional`` (one light with cast shadows, plus ambient).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from avatarkit.errors import OptionError
+from avatarkit.errors import AvatarkitWarning, OptionError
 from avatarkit.geometry.surface import vertex_normals
 from avatarkit.render import lighting as L
-from avatarkit.render.cameras import Cameras
 from avatarkit.render.raycast import RayCaster
-from avatarkit.structures import Mesh, Views
+from avatarkit.render.rigs import RigSpec, make_rig
+from avatarkit.structures import Cameras, Mesh, Views
 
 LIGHTINGS = ("none", "sh", "prt", "directional")
 ALBEDOS = ("auto", "texture", "vertex", "flat")
@@ -59,6 +60,30 @@ class RenderConfig:
         for value in (*self.background, *self.flat_color):
             if not 0 <= value <= 255:
                 raise OptionError(f"colours are 0-255 per channel, got {value}")
+
+
+def render_rig(
+    mesh: Mesh, rig: RigSpec, config: RenderConfig, seed: int = 0, device: str = "cpu", export: str | None = None
+) -> Views:
+    """Render ``mesh`` from the cameras ``rig`` makes for it (:func:`~avatarkit.render.rigs.make_rig`);
+    the core of ``avatarkit render`` for one input. ``export``: the folder format the views
+    will be written in (``idr`` takes perspective cameras only). Warns about cameras that see
+    nothing of the mesh."""
+    from avatarkit.io.view_folders import check_export
+
+    check_export(export, rig.orthographic)
+    cameras = make_rig(mesh, rig, seed)
+    check_export(export, cameras.projection == "orthographic", rig.cameras)
+    views = render(mesh, cameras, config, seed=seed, device=device)
+    empty = [i for i in range(len(views)) if not views.mask[i].any()]
+    if empty:
+        warnings.warn(
+            f"camera{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} "
+            f"see{'' if len(empty) > 1 else 's'} nothing of the mesh",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
+    return views
 
 
 def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, device: str = "cpu") -> Views:

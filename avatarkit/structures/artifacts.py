@@ -55,8 +55,8 @@ class Views:
         return int(self.K.shape[0])
 
     def cameras(self):
-        """The views' cameras as a :class:`~avatarkit.render.cameras.Cameras` rig."""
-        from avatarkit.render.cameras import Cameras
+        """The views' cameras as a :class:`~avatarkit.structures.cameras.Cameras` rig."""
+        from avatarkit.structures.cameras import Cameras
 
         return Cameras(self.K, self.world_to_cam, self.projection, self.width, self.height, self.target)
 

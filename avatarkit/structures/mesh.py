@@ -105,6 +105,42 @@ class Mesh:
             raise MeshError("mesh has no UVs")
         return self.uvs[self.face_uvs]
 
+    def with_texture(self, texture: np.ndarray, source: str | Path | None = None) -> Mesh:
+        """A copy wearing ``texture`` (H, W, 3) uint8 in its UV layout; a :class:`MeshError`
+        naming ``source`` when the mesh has no UVs to wear it by."""
+        if not self.has_uvs:
+            raise MeshError("--texture needs a mesh with UVs", source)
+        return dataclasses.replace(self, texture=texture)
+
+    def landmark_ids(self) -> dict[str, int]:
+        """Landmarks that sit on a vertex: name -> vertex index (joint centres left out)."""
+        if self.landmarks is None:
+            return {}
+        lm = self.landmarks
+        return {n: int(v) for n, v in zip(lm.names, lm.vertex_ids, strict=True) if v >= 0}
+
+    def landmark_points(self, ids: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+        """Landmark positions by name, (3,) float64 metres: the vertices ``ids`` names when given
+        (indices already checked), else the mesh's own landmarks (the vertex where one is
+        given, else the stored point; unplaced ones left out)."""
+        if ids is not None:
+            return {n: self.vertices[v].astype(np.float64) for n, v in ids.items()}
+        if self.landmarks is None:
+            return {}
+        lm, out = self.landmarks, {}
+        for name, point, vertex in zip(lm.names, lm.points, lm.vertex_ids, strict=True):
+            point = self.vertices[vertex] if 0 <= vertex < len(self.vertices) else point
+            if np.all(np.isfinite(point)):
+                out[name] = np.asarray(point, dtype=np.float64)
+        return out
+
+    def bounding_sphere(self, scale: float = 1.0) -> tuple[np.ndarray, float]:
+        """(3,) float64 centre (the bounding box's midpoint) and radius (to the farthest vertex,
+        times ``scale``), metres: where cameras aim and what IDR's unit sphere holds."""
+        v = self.vertices.astype(np.float64)
+        center = 0.5 * (v.min(axis=0) + v.max(axis=0))
+        return center, float(np.linalg.norm(v - center, axis=1).max() * scale)
+
     def extent(self) -> np.ndarray:
         """(3,) size of the axis-aligned bounding box, metres."""
         return self.vertices.max(axis=0) - self.vertices.min(axis=0)

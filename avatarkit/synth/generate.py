@@ -8,7 +8,6 @@ whichever other subjects are made in the same run.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -150,13 +149,6 @@ class HumanGenerator:
             mesh = _head_only(mesh, self._head_vertices, body.faces)
         mesh.validate(f"subject {index}")
         return mesh
-
-
-def synthesize(config: SynthConfig, indices: list[int], device: str = "cpu") -> Iterator[tuple[int, Mesh]]:
-    """Yield ``(index, mesh)`` for each subject index, loading Anny once."""
-    generator = HumanGenerator(config, device)
-    for index in indices:
-        yield index, generator.subject(index)
 
 
 def _head_only(mesh: Mesh, head_vertices: np.ndarray, faces: np.ndarray) -> Mesh:

@@ -19,6 +19,7 @@ texture directly (the DensePose-IUV route of Sample&Refine).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -26,8 +27,8 @@ import numpy as np
 from avatarkit.errors import AvatarkitWarning, InputError, MeshError, OptionError
 from avatarkit.geometry.surface import interpolate, vertex_normals
 from avatarkit.geometry.uv_raster import dilate_into_gutter, rasterize_uv
-from avatarkit.render.cameras import Cameras
-from avatarkit.structures import Mesh, Texture, Views
+from avatarkit.io.view_folders import IuvImages
+from avatarkit.structures import Cameras, Mesh, Texture, Views
 
 MIN_MASK_IOU = 0.5
 """Views whose mask and the mesh's own silhouette overlap less than this get a warning."""
@@ -63,6 +64,49 @@ def make_atlas(mesh: Mesh, size: int = 1024) -> Mesh:
         texture[covered] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     out.texture = dilate_into_gutter(texture, covered)
     return out
+
+
+def unwrap_uv(
+    mesh: Mesh | None,
+    views: Views | IuvImages | None,
+    size: int | None = None,
+    symmetric: bool = False,
+    atlas: bool = False,
+    device: str = "cpu",
+) -> Texture | Mesh:
+    """The core of ``avatarkit unwrap-uv``: ``views`` onto ``mesh``'s UV layout (:func:`unwrap`;
+    ``atlas``: an xatlas layout made first, the result a mesh wearing the texture), or without
+    a mesh the views' UV images splatted (:func:`splat_uv_images`), or photos with DensePose
+    IUV images into DensePose's atlas (:func:`splat_iuv_images`). ``size``: texels per side
+    (default 1024; each DensePose part's tile, default 200)."""
+    check_unwrap(mesh is not None, views, size, symmetric, atlas)
+    if isinstance(views, IuvImages):
+        return splat_iuv_images(views.rgb, views.iuv, size or 200, views.names)
+    size = size or 1024
+    if mesh is None:
+        return splat_uv_images(views, size)
+    if atlas:
+        mesh = make_atlas(mesh, size)
+    elif not mesh.has_uvs:
+        raise MeshError("the mesh has no UVs; pass --atlas to make an atlas")
+    if views is None:
+        return mesh  # the atlas with its baked colours
+    texture = unwrap(mesh, views, size, symmetric, device)
+    return dataclasses.replace(mesh, texture=texture.texture) if atlas else texture
+
+
+def check_unwrap(
+    has_mesh: bool, views: Views | IuvImages | None, size: int | None, symmetric: bool, atlas: bool
+) -> None:
+    """Raise :class:`OptionError` for a request :func:`unwrap_uv` cannot do (before a mesh is read)."""
+    if not has_mesh and views is None:
+        raise OptionError("give a mesh, --views, or both")
+    if views is None and not atlas:
+        raise OptionError("nothing to project: give --views, or --atlas to make an atlas for the mesh")
+    if size is not None and size < 1:
+        raise OptionError(f"--size must be positive, got {size}")
+    if isinstance(views, IuvImages) and (has_mesh or atlas or symmetric):
+        raise OptionError("DensePose IUV images fill DensePose's own atlas: give no mesh, --atlas or --symmetric")
 
 
 def unwrap(

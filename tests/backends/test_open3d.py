@@ -17,7 +17,7 @@ def test_open3d_imports_with_bundled_libusb():
         "maps = [l.split()[-1] for l in open('/proc/self/maps') if 'libusb-1.0' in l];"
         "print(preload_libusb()); print(sorted(set(maps)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     bundled, loaded = out.stdout.strip().splitlines()
     assert "libusb_package" in bundled

@@ -20,20 +20,20 @@ def test_help_does_not_import_heavy_modules():
     code = (
         "import sys; from avatarkit.cli.app import app; from typer.testing import CliRunner;"
         "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
-        "heavy = [m for m in ('torch', 'open3d', 'anny', 'warp', 'h5py', 'trimesh') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'open3d', 'anny', 'warp', 'h5py', 'trimesh', 'scipy', 'PIL', 'skimage') if m in sys.modules];"
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == ""
 
 
 def test_installed_entry_point_and_module_run():
     script = str(Path(sys.executable).parent / "avatarkit")
     for cmd in ([script, "--help"], [sys.executable, "-m", "avatarkit", "--help"]):
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
         for verb in ("synth", "inspect", "convert"):
             assert verb in out.stdout
-    version = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, check=True, timeout=120)
     assert version.stdout.startswith("avatarkit ")
 
 

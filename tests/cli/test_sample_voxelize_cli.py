@@ -133,13 +133,29 @@ def test_one_bad_input_among_many_others_still_written(humans, tmp_path):
     assert "Traceback" not in r.output
 
 
-def test_existing_output_survives_a_failed_run(humans, tmp_path):
+def test_existing_output_survives_a_failed_run(humans, tmp_path, monkeypatch):
+    from avatarkit.errors import ResourceError
+    from avatarkit.io import hdf5
+
     out = tmp_path / "keep.h5"
     assert invoke("voxelize", humans[0], "-o", out, "--resolution", 16).exit_code == 0
     before = out.read_bytes()
     r = invoke("voxelize", humans[0], "-o", out, "--resolution", 4096, "--max-memory", 1, "--overwrite")
-    assert_clean_failure(r, "needs about")
+    assert_clean_failure(r, "needs about")  # refused before any work
     assert out.read_bytes() == before
+    written = []
+
+    def fail_after_the_first_dataset(f, field, value):  # the disk fills up halfway through the write
+        real(f, field, value)
+        written.append(field.path)
+        raise ResourceError("no space left on the device (simulated)")
+
+    real = hdf5._write_field
+    monkeypatch.setattr(hdf5, "_write_field", fail_after_the_first_dataset)
+    r = invoke("voxelize", humans[0], "-o", out, "--resolution", 24, "--overwrite")
+    assert_clean_failure(r, "no space left")
+    assert written and out.read_bytes() == before  # the old output, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5"]  # and no temporary file
 
 
 def test_many_inputs_need_a_folder_and_distinct_stems(humans, tmp_path):

@@ -113,7 +113,7 @@ def test_bad_inputs_name_the_problem(pifu_data, tmp_path):
     (tmp_path / "samples").mkdir()
     (tmp_path / "samples" / "nobody.h5").write_bytes((pifu_data / "samples" / "human_0000.h5").read_bytes())
     r = invoke("train", "pifu", "--views", pifu_data / "views", "--samples", tmp_path / "samples", "-o", tmp_path / "r")
-    assert_clean_failure(r, "no subject has both a views and a samples file", "nobody")
+    assert_clean_failure(r, "no stem is shared by the views and samples files", "nobody")
     r = invoke(
         "train", "pifu", "--views", tmp_path / "absent", "--samples", pifu_data / "samples", "-o", tmp_path / "r"
     )
@@ -163,6 +163,7 @@ def _args(data, out, *extra):
     ]  # fmt: skip
 
 
+@pytest.mark.timeout(300)  # a child that hangs silently would block the loop over its stderr
 @pytest.mark.parametrize(
     ("how", "workers"),
     [("ctrl-c", 1), ("sigterm", 0)],  # Ctrl-C reaches the whole process group, workers too
@@ -196,6 +197,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(pifu_data, tmp_path, how, workers):
     assert checkpoint.load(run / "checkpoints" / "last.pt")["step"] == step + 1
 
 
+@pytest.mark.timeout(700)
 def test_two_processes_train_as_one_with_twice_the_batch(pifu_data, tmp_path):
     """torchrun with the gloo backend on the CPU: DDP averages the two ranks' gradients, so the
     run equals one process with both ranks' items in its batch."""

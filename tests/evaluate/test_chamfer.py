@@ -109,7 +109,7 @@ def test_cli_bad_inputs(tmp_path):
     (tmp_path / "g").mkdir()
     save_mesh(sphere(0.5, 2), tmp_path / "p" / "x.obj")
     write_artifact(tmp_path / "g" / "y.h5", sphere(0.6, 2))
-    assert_clean_failure(invoke("evaluate-chamfer", tmp_path / "p", tmp_path / "g"), "no file stems in common")
+    assert_clean_failure(invoke("evaluate-chamfer", tmp_path / "p", tmp_path / "g"), "no stem is shared")
     assert_clean_failure(invoke("evaluate-chamfer", gt, gt, "--samples", 0), "--samples must be positive")
 
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import assert_clean_failure, invoke
 
 from avatarkit.errors import InputError, OptionError
-from avatarkit.evaluate.h3ds import H3DS_LANDMARKS, evaluate_h3ds, mesh_landmarks
+from avatarkit.evaluate.h3ds import H3DS_LANDMARKS, evaluate_h3ds
 from avatarkit.io.hdf5 import write_artifact
 from avatarkit.structures import Mesh
 
@@ -29,7 +29,7 @@ def _moved(mesh, scale=1.05, degrees=10.0, shift=(0.02, -0.01, 0.03), noise=0.0)
 
 
 def test_a_similarity_moved_prediction_is_aligned_back(head):
-    landmarks = mesh_landmarks(head)
+    landmarks = head.landmark_ids()
     assert set(H3DS_LANDMARKS) <= set(landmarks)
     pred = _moved(head, noise=0.0002)  # 0.2 mm noise
     metrics, aligned = evaluate_h3ds(pred, head, landmarks, landmarks)
@@ -47,7 +47,7 @@ def test_a_similarity_moved_prediction_is_aligned_back(head):
 
 
 def test_face_region_and_bad_inputs(head):
-    landmarks = mesh_landmarks(head)
+    landmarks = head.landmark_ids()
     front = np.flatnonzero(head.vertices[:, 2] > np.median(head.vertices[:, 2]))
     pred = _moved(head, noise=0.0005)
     face, _ = evaluate_h3ds(pred, head, landmarks, landmarks, front, "face")
@@ -63,7 +63,7 @@ def test_face_region_and_bad_inputs(head):
 def test_cli_h3ds_with_landmark_and_region_files(head, tmp_path):
     gt = write_artifact(tmp_path / "gt.h5", head)
     pred = write_artifact(tmp_path / "pred.h5", _moved(head, noise=0.0003))
-    lm = "\n".join(f"{k} {v}" for k, v in mesh_landmarks(head).items() if k in H3DS_LANDMARKS)
+    lm = "\n".join(f"{k} {v}" for k, v in head.landmark_ids().items() if k in H3DS_LANDMARKS)
     (tmp_path / "lm.txt").write_text(lm + "\n")
     front = np.flatnonzero(head.vertices[:, 2] > np.median(head.vertices[:, 2]))
     (tmp_path / "face.txt").write_text("\n".join(map(str, front)))

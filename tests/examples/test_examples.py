@@ -26,7 +26,11 @@ def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
         TRAIN_ARGS=" ".join(map(str, TINY_PIFU[2:])),  # the tiny network (after --config small)
     )
     done = subprocess.run(
-        ["bash", str(ROOT / "examples" / "pipeline.sh"), str(tmp_path)], env=env, capture_output=True, text=True
+        ["bash", str(ROOT / "examples" / "pipeline.sh"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test subject: chamfer" in done.stdout

@@ -35,8 +35,8 @@ def test_voxelize_on_cuda_matches_cpu():
 
 
 def test_render_and_unwrap_on_cuda_match_cpu(textured_sphere):
-    from avatarkit.render.cameras import orbit
     from avatarkit.render.render import RenderConfig, render
+    from avatarkit.render.rigs import orbit
     from avatarkit.texture.unwrap import unwrap
 
     cams = orbit(np.array([0.0, 1.0, 0.0]), 0.5, [0.0, 120.0, 240.0], [15.0], (96, 96))

@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from avatarkit.errors import MeshError, OptionError
-from avatarkit.geometry.sample_sdf import PRESETS, preset_config, sample_sdf, unit_frame
+from avatarkit.geometry.sample_sdf import PRESETS, preset_config, sample_sdf
 from avatarkit.geometry.surface import sample_surface, sample_texture
 from avatarkit.structures import Mesh
 
@@ -58,7 +58,7 @@ def test_sdf_is_negative_inside_and_matches_the_sphere():
 def test_deepsdf_variances_are_converted_to_metres_for_the_mesh_at_hand():
     mesh = sphere(radius=0.8, subdivisions=5)
     s = sample_sdf(mesh, preset_config("deepsdf", points=60000), seed=0)
-    center, radius = unit_frame(mesh.vertices, 1.03)
+    center, radius = mesh.bounding_sphere(1.03)
     assert np.allclose(center, CENTER, atol=1e-6)
     assert radius == pytest.approx(0.8 * 1.03, rel=1e-5)
     expected = np.sqrt([0.005, 0.0005]) * radius

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from avatarkit.methods import augment as A
-from avatarkit.methods.pifu.data import fit_input
-from avatarkit.render.cameras import Cameras, orbit
+from avatarkit.methods.image_data import fit_input
+from avatarkit.render.rigs import orbit
+from avatarkit.structures import Cameras
 
 
 def _dot_image(size, u, v):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from avatarkit.reconstruct.volume import reconstruct_view, view_box
-from avatarkit.render.cameras import orbit, pifu_rig
+from avatarkit.render.rigs import orbit, pifu_rig
 
 CENTER = np.array([0.1, 1.0, -0.2])
 

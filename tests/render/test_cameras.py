@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from avatarkit.io.cameras import idr_scale_mat, read_cameras, write_idr
-from avatarkit.render.cameras import Cameras, orbit, pifu_rig, random_rig
+from avatarkit.render.rigs import orbit, pifu_rig, random_rig
+from avatarkit.structures import Cameras
 
 CENTER = np.array([0.2, 0.9, -0.1])
 

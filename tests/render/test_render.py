@@ -14,9 +14,9 @@ from avatarkit.errors import InputError, OptionError
 from avatarkit.geometry.surface import sample_texture
 from avatarkit.io.cameras import idr_scale_mat, read_cameras, write_idr
 from avatarkit.io.hdr import read_hdr, write_hdr
-from avatarkit.render.cameras import Cameras, look_at, orbit, pifu_rig
 from avatarkit.render.render import RenderConfig, render
-from avatarkit.structures import Mesh
+from avatarkit.render.rigs import look_at, orbit, pifu_rig
+from avatarkit.structures import Cameras, Mesh
 
 
 def _sphere_with_sides():

@@ -128,3 +128,6 @@ def test_bad_options(tmp_path):
     assert not (tmp_path / "o").exists()
     r = runner.invoke(app, ["synth", "-o", str(tmp_path / "o"), "--device", "tpu"])
     assert r.exit_code == 1 and "--device" in r.stderr
+    for bad in ("cuda:x", "cuda:", "cuda:-1"):  # a traceback (int("x")) before
+        r = runner.invoke(app, ["synth", "-o", str(tmp_path / "o"), "--device", bad])
+        assert r.exit_code == 1 and f"got '{bad}'" in r.stderr and "Traceback" not in r.output, r.output

@@ -7,8 +7,8 @@ import pytest
 import trimesh
 
 from avatarkit.errors import InputError, MeshError
-from avatarkit.render.cameras import orbit
 from avatarkit.render.render import RenderConfig, render
+from avatarkit.render.rigs import orbit
 from avatarkit.structures import Mesh
 from avatarkit.texture.unwrap import make_atlas, splat_uv_images, unwrap
 

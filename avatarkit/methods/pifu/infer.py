@@ -1,4 +1,4 @@
-"""A trained PIFu asked about one view: occupancy of world points, and the view's mesh."""
+"""A trained PIFu asked about one view: occupancy of world points in the box the view sees."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import numpy as np
 import torch
 
 from avatarkit.errors import InputError
-from avatarkit.methods.pifu.data import fit_input, normalize
-from avatarkit.reconstruct.volume import Reconstruction, reconstruct_view
-from avatarkit.render.cameras import Cameras
+from avatarkit.methods.image_data import fit_input, normalize
+from avatarkit.reconstruct.field import ImplicitField
+from avatarkit.reconstruct.inputs import ImageInput
+from avatarkit.reconstruct.volume import view_field
 
 
 class PifuPredictor:
-    """A :class:`~avatarkit.methods.pifu.model.PifuNet` with its config on a device."""
+    """A :class:`~avatarkit.methods.pifu.model.PifuNet` with its config on a device (a
+    :class:`~avatarkit.methods.contract.Predictor`)."""
 
     def __init__(self, model: torch.nn.Module, config, device: str | torch.device = "cpu", batch: int = 1 << 17):
         self.model = model.eval()
@@ -20,10 +22,14 @@ class PifuPredictor:
         self.device = torch.device(device)
         self.batch = batch
 
-    def occupancy_function(self, rgb: np.ndarray, mask: np.ndarray, camera: Cameras, target: np.ndarray):
-        """``fn(points (P, 3) world) -> (P,)`` occupancy in [0, 1] for the image ``rgb`` (H, W, 3)
-        uint8 with ``mask`` (H, W) bool, seen by the first camera of ``camera`` aimed at
-        ``target``; the image is encoded once."""
+    def field(self, view: ImageInput) -> ImplicitField:
+        """Occupancy (level 0.5, inside above) over the volume ``view``'s camera sees around its target."""
+        return view_field(self.occupancy_function(view), view.camera, view.target)
+
+    def occupancy_function(self, view: ImageInput):
+        """``fn(points (P, 3) world) -> (P,)`` occupancy in [0, 1] for ``view``'s image seen by its
+        camera; the image is encoded once."""
+        rgb, mask, camera = view.rgb, view.mask, view.camera
         if rgb.shape[:2] != (camera.height, camera.width):
             raise InputError(
                 f"the image is {rgb.shape[1]} x {rgb.shape[0]} pixels but the camera expects "
@@ -37,7 +43,7 @@ class PifuPredictor:
         rgb_t, mask_t, K = fit_input(rgb_t, mask_t, camera.K[0], self.config.image_size)
         image = normalize(rgb_t, mask_t, self.config.mask_input)[None].to(dev)
         one = camera.subset(0)
-        one.target = np.asarray(target, dtype=np.float64)[None]
+        one.target = np.asarray(view.target, dtype=np.float64)[None]
         w2c, depth_center = one.world_to_cam[0], float(one.target_depths()[0])
         K_t = torch.as_tensor(K, dtype=torch.float32, device=dev)[None]
         w2c_t = torch.as_tensor(w2c, dtype=torch.float32, device=dev)[None]
@@ -57,17 +63,3 @@ class PifuPredictor:
             return out
 
         return fn
-
-    def reconstruct(
-        self,
-        rgb: np.ndarray,
-        mask: np.ndarray,
-        camera: Cameras,
-        target: np.ndarray,
-        resolution: int = 256,
-        keep_all: bool = False,
-        tolerance: float | None = 0.01,
-    ) -> Reconstruction:
-        """The mesh of one image (see :func:`~avatarkit.reconstruct.volume.reconstruct_view`)."""
-        fn = self.occupancy_function(rgb, mask, camera, target)
-        return reconstruct_view(fn, camera, target, resolution, keep_all=keep_all, tolerance=tolerance)

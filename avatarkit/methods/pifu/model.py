@@ -5,7 +5,8 @@
   ``hourglass_depth``) after a stride-4 stem; every stack yields a feature map (intermediate
   supervision trains all of them).
 - Pixel alignment: a world point is projected with its view's own camera (``K``,
-  ``world_to_cam``, perspective or orthographic, OpenCV pixel centres) and the feature map
+  ``world_to_cam``, perspective or orthographic, OpenCV pixel centres;
+  :mod:`avatarkit.render.projection`) and the feature map
   is sampled bilinearly there; the point's camera depth, measured from the depth of the
   view's target (the subject's centre) and divided by ``depth_scale``, is appended (PIFu's
   ``DepthNormalizer``).
@@ -21,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from avatarkit.render.projection import project_to_grid
 
 
 def _groups(channels: int) -> int:
@@ -111,31 +114,6 @@ class OccupancyMLP(nn.Module):
         return torch.sigmoid(y)
 
 
-def project(points, K, world_to_cam, orthographic, width: int, height: int):
-    """Points (B, P, 3) in the world -> grid_sample coordinates (B, P, 2) in [-1, 1] (pixel
-    centres of OpenCV integer coordinates at their true places) and camera depth (B, P).
-
-    ``orthographic``: a bool for the whole batch or a (B,) bool tensor, one per view.
-    Computed in float32 even under autocast: half precision would move points by centimetres."""
-    with torch.autocast(points.device.type, enabled=False):
-        return _project(points.float(), K.float(), world_to_cam.float(), orthographic, width, height)
-
-
-def _project(points, K, world_to_cam, orthographic, width: int, height: int):
-    cam = points @ world_to_cam[:, :3, :3].transpose(1, 2) + world_to_cam[:, None, :3, 3]
-    z = cam[..., 2]
-    if isinstance(orthographic, bool):
-        xy = cam[..., :2] if orthographic else cam[..., :2] / z.clamp(min=1e-6)[..., None]
-    else:
-        ortho = orthographic.reshape(-1, 1, 1).to(torch.bool)
-        xy = torch.where(ortho, cam[..., :2], cam[..., :2] / z.clamp(min=1e-6)[..., None])
-    f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]
-    c = torch.stack([K[:, 0, 2], K[:, 1, 2]], -1)[:, None]
-    uv = xy * f + c
-    size = torch.tensor([width, height], dtype=points.dtype, device=points.device)
-    return (uv + 0.5) / size * 2 - 1, z
-
-
 class PifuNet(nn.Module):
     """Image encoder + pixel-aligned occupancy MLP, sized by a :class:`PifuConfig`."""
 
@@ -154,7 +132,7 @@ class PifuNet(nn.Module):
         ``features``, through cameras ``K`` (B, 3, 3) and ``world_to_cam`` (B, 4, 4) of images
         ``size`` = (width, height) pixels; ``depth_center`` (B,): camera depth of each view's
         target (the origin of the depth feature)."""
-        grid, z = project(points, K, world_to_cam, orthographic, *size)  # float32
+        grid, z = project_to_grid(points, K, world_to_cam, orthographic, *size)  # float32
         z_feature = ((z - depth_center.float()[:, None]) / self.depth_scale)[:, None]
         out = []
         for feature in features:

@@ -1,11 +1,12 @@
-"""PIFu's training data: rendered views and sampled points of the same subjects.
+"""Training data shared by the image-based methods: rendered views and sampled points of the
+same subjects (PIFu today; Geo-PIFu and Phorhum add their own inputs to the same items).
 
-Subjects are matched by file stem between ``views`` files (from ``avatarkit render``) and
-``samples`` files (from ``avatarkit sample-sdf``). Every item is one subject seen in one
-view with a fresh draw of points from its samples file, keyed by ``(subject, seed, view)``:
-the key fixes every random choice, so an item is the same in any worker process, on any
-rank and after a resume. HDF5 files are opened lazily, once per process (h5py handles do
-not survive a fork).
+Subjects are matched by file stem across the data options (``views`` from ``avatarkit
+render``, ``samples`` from ``avatarkit sample-sdf``, any other per-subject files a method
+takes). Every item is one subject seen in one view with a fresh draw of points from its
+samples file, keyed by ``(subject, seed, view)``: the key fixes every random choice, so an
+item is the same in any worker process, on any rank and after a resume. HDF5 files are
+opened lazily, once per process (h5py handles do not survive a fork).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import torch
 
 from avatarkit.errors import AvatarkitWarning, InputError, OptionError
 from avatarkit.methods import augment as A
-from avatarkit.render.cameras import Cameras
+from avatarkit.methods.configs import ImageDataConfig
+from avatarkit.methods.contract import CameraRecord
+from avatarkit.structures import Cameras
 
 POOL_CACHE = 64
 """Samples files whose points a process keeps in memory (about 1.3 MB each at 100k points)."""
@@ -27,67 +30,47 @@ POOL_CACHE = 64
 
 @dataclasses.dataclass(frozen=True)
 class Subject:
-    """One subject's files: ``views``, ``samples`` and, when known, the ground-truth ``mesh``."""
+    """One subject's files by data option (``views``, ``samples``, ...) and, when known, its
+    ground-truth ``mesh`` (for validation meshes)."""
 
     stem: str
-    views: Path
-    samples: Path
+    files: dict[str, Path]
     mesh: Path | None = None
 
+    @property
+    def views(self) -> Path:
+        return self.files["views"]
 
-def expand(paths: list[Path], what: str) -> dict[str, Path]:
-    """Files by stem from files and folders of ``.h5`` files."""
-    found: dict[str, Path] = {}
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".h5", ".hdf5"))
-            if not files:
-                raise InputError(f"no .h5 {what} files in this folder", path)
-        elif path.is_file():
-            files = [path]
-        else:
-            raise InputError("no such file or folder", path)
-        for f in files:
-            if f.stem in found and found[f.stem] != f:
-                raise InputError(f"{found[f.stem]} and {f} are both {what} of subject {f.stem!r}", path)
-            found[f.stem] = f
-    return found
+    @property
+    def samples(self) -> Path:
+        return self.files["samples"]
 
 
-def match_subjects(views: list[Path], samples: list[Path], meshes: list[Path] | None = None) -> list[Subject]:
-    """Subjects present in both ``views`` and ``samples`` (files or folders), by stem.
+def match_subjects(data: dict[str, list[Path]], meshes: list[Path] | None = None) -> list[Subject]:
+    """Subjects with a file in every data option of ``data`` (``{"views": [...], "samples":
+    [...]}``, files or folders of ``.h5``), by stem; others are left out with a warning.
 
-    The ground-truth mesh of a subject (for validation meshes) comes from ``meshes`` when
-    given, else from the samples file's provenance (the mesh it was sampled from) if that
-    file still exists.
+    A subject's ground-truth mesh comes from ``meshes`` when given, else from its samples
+    file's provenance (the mesh it was sampled from) if that file still exists.
     """
-    by_views, by_samples = expand(views, "views"), expand(samples, "samples")
-    common = sorted(set(by_views) & set(by_samples))
-    if not common:
-        raise InputError(
-            f"no subject has both a views and a samples file (views stems: {_some(by_views)}; "
-            f"samples stems: {_some(by_samples)})",
-            views[0] if len(views) == 1 else None,
-        )
-    missing = sorted(set(by_views) ^ set(by_samples))
-    if missing:
-        warnings.warn(
-            f"{len(missing)} file(s) without a partner left out: {_some(dict.fromkeys(missing))}",
-            AvatarkitWarning,
-            stacklevel=2,
-        )
-    by_mesh = expand(meshes, "mesh") if meshes else {}
-    return [Subject(s, by_views[s], by_samples[s], by_mesh.get(s) or _source_mesh(by_samples[s])) for s in common]
+    from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES
+    from avatarkit.io.stems import files_by_stem, match_stems
 
-
-def _some(names: dict) -> str:
-    names = sorted(names)
-    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "") if names else "none"
+    found = {name: files_by_stem(paths, HDF5_SUFFIXES, name) for name, paths in data.items()}
+    stems = match_stems(found)
+    by_mesh = files_by_stem(meshes, (*HDF5_SUFFIXES, *MESH_SUFFIXES), "mesh") if meshes else {}
+    subjects = []
+    for s in stems:
+        files = {name: found[name][s] for name in data}
+        mesh = by_mesh.get(s) or (_source_mesh(files["samples"]) if "samples" in files else None)
+        subjects.append(Subject(s, files, mesh))
+    return subjects
 
 
 def _source_mesh(samples: Path) -> Path | None:
     import h5py
+
+    from avatarkit.io.formats import is_hdf5, is_mesh_file
 
     try:
         with h5py.File(samples, "r") as f:
@@ -96,7 +79,7 @@ def _source_mesh(samples: Path) -> Path | None:
         return None
     for name in inputs:
         path = Path(name)
-        if path.suffix.lower() in (".h5", ".hdf5", ".obj", ".ply", ".glb", ".gltf", ".off") and path.is_file():
+        if (is_hdf5(path) or is_mesh_file(path)) and path.is_file():
             return path
     return None
 
@@ -142,7 +125,7 @@ def check_samples(path: Path) -> int:
     return len(occupancy)
 
 
-class PifuDataset(torch.utils.data.Dataset):
+class ImagePointsDataset(torch.utils.data.Dataset):
     """Items keyed by ``(subject index, seed, view)``; ``view`` -1 draws a random view.
 
     Each item: ``image`` (3, S, S) float in [-1, 1] (times the mask when ``mask_input``),
@@ -150,7 +133,9 @@ class PifuDataset(torch.utils.data.Dataset):
     ``orthographic`` (), ``points`` (P, 3) metres, ``labels`` (P,) 1 inside, ``subject`` ().
     """
 
-    def __init__(self, subjects: list[Subject], view_sets: list[ViewSet], config, augment: bool) -> None:
+    def __init__(
+        self, subjects: list[Subject], view_sets: list[ViewSet], config: ImageDataConfig, augment: bool
+    ) -> None:
         self.subjects = subjects
         self.view_sets = view_sets
         self.config = config
@@ -327,3 +312,31 @@ def worker_init(_: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_camera(view_sets: list[ViewSet]) -> CameraRecord:
+    """The camera ``reconstruct`` places a photo in when none is given: the training views' most
+    common projection and size, their median intrinsics, in front of the subject (yaw 0) at the
+    median distance, aimed at the median target."""
+    from avatarkit.render.rigs import look_at
+
+    cams = [v.cameras for v in view_sets]
+    projections = [c.projection for c in cams]
+    projection = max(set(projections), key=projections.count)
+    cams = [c for c in cams if c.projection == projection]
+    sizes = [(c.width, c.height) for c in cams]
+    width, height = max(set(sizes), key=sizes.count)
+    cams = [c for c in cams if (c.width, c.height) == (width, height)]
+    K = np.median(np.concatenate([c.K for c in cams]), axis=0)
+    targets = np.concatenate([c.targets() for c in cams])
+    distances = np.linalg.norm(np.concatenate([c.centers() for c in cams]) - targets, axis=1)
+    target = np.median(targets, axis=0)
+    world_to_cam = look_at(target + np.array([0.0, 0.0, float(np.median(distances))]), target)
+    return {
+        "K": K.tolist(),
+        "world_to_cam": world_to_cam.tolist(),
+        "target": target.tolist(),
+        "projection": projection,
+        "width": int(width),
+        "height": int(height),
+    }

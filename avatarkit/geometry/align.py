@@ -1,8 +1,9 @@
 """Rigid and similarity alignment (the core of ``avatarkit icp-align``).
 
-1. Optional coarse alignment from named landmarks: Umeyama's least-squares similarity
-   (rotation, translation and, with ``scale``, a uniform scale). Never a reflection unless
-   ``allow_reflection``: a reflected solution is replaced by the best proper rotation.
+1. Optional coarse alignment from named landmarks: Procrustes (rotation, translation and,
+   with ``scale``, a uniform scale; trimesh's, as H3DS's evaluation uses). Never a
+   reflection unless ``allow_reflection``: a reflected solution is replaced by the best
+   proper rotation.
 2. Rigid ICP with open3d's registration, coarse to fine over ``levels`` voxel sizes:
    ``point-to-plane`` (default; normals estimated where absent), ``point-to-point`` or
    ``generalized`` (GICP). Correspondences farther than ``max_distance`` are dropped
@@ -28,18 +29,23 @@ Transforms map the source onto the target: ``x_target = M @ x_source``, scale fo
 alignment (open3d's definition), :func:`coverage` the share of target points with a moved
 source point within it: a source shrunk onto part of the target has fitness 1 and a low
 coverage.
+
+:func:`align_meshes` runs the whole pipeline on two meshes (the core of ``icp-align``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from avatarkit.errors import OptionError
-from avatarkit.structures import Transform
+from avatarkit.errors import AvatarkitWarning, OptionError
+from avatarkit.structures import Mesh, Transform
 
 METHODS = ("point-to-plane", "point-to-point", "generalized")
+ROBUST = ("tukey",)
 DEFAULT_SCALE_RANGE = (0.5, 2.0)
 """Bounds of the ICP scale relative to the starting (landmark or given) scale."""
 
@@ -50,25 +56,48 @@ Closest = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``closest(points (N, 3)) -> (closest surface points (N, 3), their unit normals (N, 3))``."""
 
 
-def umeyama(source: np.ndarray, target: np.ndarray, scale: bool = True, allow_reflection: bool = False) -> np.ndarray:
-    """4x4 similarity M minimising sum |M source_i - target_i|^2 (Umeyama 1991)."""
+@dataclasses.dataclass(frozen=True)
+class AlignOptions:
+    """How :func:`align_meshes` aligns (the options of ``avatarkit icp-align``)."""
+
+    method: str = "point-to-plane"
+    """ICP variant for rigid alignment: point-to-plane, point-to-point or generalized (open3d)."""
+    scale: bool = False
+    """Also estimate a uniform scale (symmetric similarity ICP)."""
+    scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE
+    """With ``scale``: the scale stays within MIN..MAX times the landmarks' (or 1)."""
+    landmarks: bool = True
+    """Start from the landmarks both meshes share by name (at least three), when they do."""
+    allow_reflection: bool = False
+    """Let the landmark fit mirror."""
+    max_distance: float | None = None
+    """Pairs farther apart are dropped, metres (None: 5% of the target's bounding-box diagonal)."""
+    robust: str | None = None
+    """``tukey``: Tukey's biweight for partial overlap."""
+    levels: int = 3
+    """Coarse-to-fine levels (voxel sizes halving)."""
+    samples: int = 50_000
+    """Points sampled on each surface."""
+
+    def check(self) -> None:
+        if self.samples < 3:
+            raise OptionError(f"--samples must be at least 3, got {self.samples}")
+        check_scale_range(self.scale_range)
+
+
+def landmark_similarity(
+    source: np.ndarray, target: np.ndarray, scale: bool = True, allow_reflection: bool = False
+) -> np.ndarray:
+    """4x4 transform taking landmarks ``source`` (L, 3) onto ``target`` (L, 3), metres: Procrustes
+    (``trimesh.registration.procrustes``, as H3DS aligns), rigid or with a uniform scale (the
+    ratio of the two sets' RMS spreads, which, unlike Umeyama's least-squares scale, is the
+    inverse of the reverse alignment's); a proper rotation unless ``allow_reflection``."""
+    from trimesh.registration import procrustes
+
     source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
     if source.shape != target.shape or source.ndim != 2 or source.shape[1] != 3 or len(source) < 3:
         raise OptionError(f"alignment needs at least 3 matching 3D points, got {source.shape} and {target.shape}")
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    s_c, t_c = source - mu_s, target - mu_t
-    cov = t_c.T @ s_c / len(source)
-    u, d, vt = np.linalg.svd(cov)
-    sign = np.eye(3)
-    if not allow_reflection and np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1.0
-    r = u @ sign @ vt
-    var = (s_c**2).sum() / len(source)
-    c = float(np.trace(np.diag(d) @ sign) / var) if scale and var > 0 else 1.0
-    m = np.eye(4)
-    m[:3, :3] = c * r
-    m[:3, 3] = mu_t - c * r @ mu_s
-    return m
+    return procrustes(source, target, reflection=allow_reflection, scale=scale, return_cost=False)
 
 
 def default_max_distance(target: np.ndarray) -> float:
@@ -104,6 +133,7 @@ def icp(
     target_mesh=None,
     source_mesh=None,
     scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE,
+    device: str = "cpu",
 ) -> Transform:
     """Align point set ``source`` (P, 3) to ``target`` (Q, 3), metres; see the module docstring.
 
@@ -112,7 +142,8 @@ def icp(
     ``target_mesh`` and ``source_mesh`` (Meshes of the two surfaces, source in its own
     frame) let the similarity step pair points with exact closest surface points instead
     of the nearest samples, which removes a curvature bias; ``scale_range`` (low, high)
-    bounds the scale to ``[low, high]`` times the scale of ``init``.
+    bounds the scale to ``[low, high]`` times the scale of ``init``; ``device`` runs those
+    closest-point queries (warp, ``cpu`` or ``cuda[:N]``).
     """
     from avatarkit.backends.open3d import import_open3d
 
@@ -120,8 +151,8 @@ def icp(
     reg = o3d.pipelines.registration
     if method not in METHODS:
         raise OptionError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    if robust not in (None, "tukey"):
-        raise OptionError(f"--robust must be tukey, got {robust!r}")
+    if robust is not None and robust not in ROBUST:
+        raise OptionError(f"--robust must be one of {', '.join(ROBUST)}, got {robust!r}")
     if levels < 1:
         raise OptionError(f"--levels must be at least 1, got {levels}")
     low, high = check_scale_range(scale_range)
@@ -141,7 +172,7 @@ def icp(
         start = transform_scale(transform)
         bounds, meshes = (low * start, high * start), (source_mesh, target_mesh)
         transform, rmse, fitness, iterations = _similarity_icp(
-            o3d, src_full, tgt_full, transform, max_distance, levels, max_iterations, robust, bounds, meshes
+            o3d, src_full, tgt_full, transform, max_distance, levels, max_iterations, robust, bounds, meshes, device
         )
         return Transform(
             source_to_target=transform,
@@ -194,7 +225,9 @@ def icp(
     )
 
 
-def _similarity_icp(o3d, src_full, tgt_full, transform, max_distance, levels, max_iterations, robust, bounds, meshes):
+def _similarity_icp(
+    o3d, src_full, tgt_full, transform, max_distance, levels, max_iterations, robust, bounds, meshes, device
+):
     """Coarse to fine :func:`refine_similarity`: at each coarser level on voxel-downsampled
     points (twice the voxel size and correspondence distance per level) paired with their
     nearest samples; at the finest, first on at most COARSE_POINTS points a side paired with
@@ -226,8 +259,8 @@ def _similarity_icp(o3d, src_full, tgt_full, transform, max_distance, levels, ma
     )
     iterations += steps
     source_mesh, target_mesh = meshes
-    on_target = _sample_closest(target, tn) if target_mesh is None else _surface_closest(target_mesh)
-    on_source = _sample_closest(source, sn) if source_mesh is None else _surface_closest(source_mesh)
+    on_target = _sample_closest(target, tn) if target_mesh is None else _surface_closest(target_mesh, device)
+    on_source = _sample_closest(source, sn) if source_mesh is None else _surface_closest(source_mesh, device)
     transform, rmse, fitness, steps = refine_similarity(
         source, target, transform, max_distance, on_target, on_source, bounds, robust, max_iterations
     )
@@ -285,6 +318,8 @@ def refine_similarity(
     clipped to the bounds. Returns (transform, rmse of the source-to-target distances kept,
     fitness, iterations run).
     """
+    from scipy.spatial.transform import Rotation
+
     m = np.asarray(transform, dtype=np.float64).copy()
     low, high = scale_bounds
     rmse, fitness, smallest, stale, step = float("nan"), 0.0, np.inf, 0, 0
@@ -308,8 +343,7 @@ def refine_similarity(
             x[6] = np.clip(now * (1 + x[6]), low, high) / now - 1
             x[:6] = _solve(normal[:6, :6], rhs[:6] - x[6] * normal[:6, 6])
         w, d, sc = x[:3], x[3:6], x[6]
-        angle = np.linalg.norm(w)
-        r = np.eye(3) if angle < 1e-15 else _axis_angle(w / angle, angle)
+        r = Rotation.from_rotvec(w).as_matrix()
         update = np.eye(4)
         update[:3, :3] = (1.0 + sc) * r
         update[:3, 3] = center + d - update[:3, :3] @ center
@@ -353,12 +387,12 @@ def _pairs(source, target, m, on_target, on_source, max_distance):
     return (moved[near], q[near], n[near]), (c[back], target[back], nc[back]), rmse, float(near.mean())
 
 
-def _surface_closest(mesh) -> Closest:
+def _surface_closest(mesh, device: str = "cpu") -> Closest:
     """Closest points on a mesh's triangles and those triangles' normals."""
     from avatarkit.geometry.sdf import MeshDistance
     from avatarkit.geometry.surface import face_areas_normals
 
-    distance = MeshDistance(mesh.vertices, mesh.faces)
+    distance = MeshDistance(mesh.vertices, mesh.faces, device)
     _, normals = face_areas_normals(mesh.vertices, mesh.faces)
 
     def closest(points):
@@ -389,6 +423,88 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
-def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+def align_meshes(
+    source: Mesh,
+    target: Mesh,
+    options: AlignOptions = AlignOptions(),
+    landmarks_source: dict[str, int] | None = None,
+    landmarks_target: dict[str, int] | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Transform:
+    """Align ``source`` onto ``target`` (both metres): landmarks first, then ICP on surface samples.
+
+    Landmarks come from ``landmarks_source``/``landmarks_target`` (name -> vertex index,
+    already checked against the meshes) or, where not given, from the meshes' own
+    /landmarks; the names both have (at least three) start the alignment. The result's
+    ``coverage`` is filled in. Warns (:class:`AvatarkitWarning`) when the scale stopped at
+    a bound of ``scale_range`` or ICP found no pairs.
+
+    Raises:
+        OptionError: landmark files given but too few shared names.
+    """
+    from avatarkit.geometry.surface import sample_surface, surface_normals
+    from avatarkit.io.meshfile import check_sizes
+
+    options.check()
+    low, high = check_scale_range(options.scale_range)
+    check_sizes(source, target, "--units")
+    init = np.eye(4)
+    if options.landmarks:
+        given = landmarks_source is not None or landmarks_target is not None
+        ls, lt = source.landmark_points(landmarks_source), target.landmark_points(landmarks_target)
+        if given and not (ls and lt):
+            raise OptionError("landmarks are needed on both meshes (files or /landmarks)")
+        common = [n for n in lt if n in ls]
+        if given and len(common) < 3:
+            raise OptionError(
+                f"landmark names do not match: {len(common)} shared ({', '.join(common) or 'none'}); need 3"
+            )
+        if len(common) >= 3:
+            init = landmark_similarity(
+                np.array([ls[n] for n in common]), np.array([lt[n] for n in common]), options.scale,
+                options.allow_reflection,
+            )  # fmt: skip
+    rng = np.random.default_rng(seed)
+    ps, pt = sample_surface(source, options.samples, rng), sample_surface(target, options.samples, rng)
+    max_distance = default_max_distance(pt.points) if options.max_distance is None else options.max_distance
+    result = icp(
+        ps.points,
+        pt.points,
+        init,
+        options.method,
+        options.scale,
+        max_distance,
+        options.robust,
+        options.levels,
+        source_normals=surface_normals(source, ps.face, ps.bary),
+        target_normals=surface_normals(target, pt.face, pt.bary),
+        target_mesh=target,
+        source_mesh=source,
+        scale_range=(low, high),
+        device=device,
+    )
+    result.coverage = coverage(ps.points, pt.points, result.source_to_target, max_distance)
+    start = transform_scale(init)
+    if options.scale and not low * (1 + 1e-6) < result.scale / start < high * (1 - 1e-6):
+        warnings.warn(
+            f"the scale stopped at the bound of --scale-range ({result.scale:.3g}, {result.scale / start:.3g}x "
+            "where it started): the shapes overlap too little to fix a scale; give landmarks, or check the inputs",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
+    if not result.fitness > 0 or not np.isfinite(result.rmse):
+        warnings.warn(
+            f"ICP found no pairs closer than --max-distance ({result.method}): the transform is the "
+            "starting one; give landmarks, a larger --max-distance or the right --units",
+            AvatarkitWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def moved_mesh(mesh: Mesh, transform: Transform) -> Mesh:
+    """``mesh`` moved by a similarity ``transform`` (source_to_target with its scale folded in)."""
+    rigid = transform.source_to_target.copy()
+    rigid[:3, :3] /= transform.scale
+    return mesh.transformed(rigid, scale=transform.scale)

@@ -1,4 +1,4 @@
-"""icp-align: Umeyama without reflections, ICP recovering rigid and similarity transforms."""
+"""icp-align: landmark Procrustes without reflections, ICP recovering rigid and similarity transforms."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from helpers import assert_clean_failure, invoke
 from scipy.spatial.transform import Rotation
 
 from avatarkit.errors import OptionError
-from avatarkit.evaluate.align import icp, umeyama
+from avatarkit.geometry.align import icp, landmark_similarity
 from avatarkit.geometry.surface import sample_surface, surface_normals
 from avatarkit.io.hdf5 import read_artifact, write_artifact
 from avatarkit.io.meshfile import save_mesh
@@ -30,16 +30,24 @@ def _apply(m, points):
     return points @ m[:3, :3].T + m[:3, 3]
 
 
-def test_umeyama_is_exact_and_never_reflects_unless_asked():
+def test_landmark_similarity_is_exact_symmetric_and_never_reflects_unless_asked():
     rng = np.random.default_rng(0)
     src = rng.normal(size=(10, 3))
     m = _similarity(rng)
-    assert np.allclose(umeyama(src, _apply(m, src)), m, atol=1e-10)
+    assert np.allclose(landmark_similarity(src, _apply(m, src)), m, atol=1e-10)
+    assert np.allclose(
+        landmark_similarity(src, _apply(m, src), scale=False)[:3, :3],
+        m[:3, :3] / np.cbrt(np.linalg.det(m[:3, :3])),
+        atol=1e-10,
+    )
+    noisy = _apply(m, src) + rng.normal(scale=0.2, size=src.shape)
+    forward, backward = landmark_similarity(src, noisy), landmark_similarity(noisy, src)
+    assert np.allclose(forward @ backward, np.eye(4), atol=1e-9)  # the scale of one is the other's inverse
     mirrored = src * np.array([-1.0, 1.0, 1.0])
-    assert np.linalg.det(umeyama(src, mirrored)[:3, :3]) > 0
-    assert np.linalg.det(umeyama(src, mirrored, allow_reflection=True)[:3, :3]) < 0
+    assert np.linalg.det(landmark_similarity(src, mirrored)[:3, :3]) > 0
+    assert np.linalg.det(landmark_similarity(src, mirrored, allow_reflection=True)[:3, :3]) < 0
     with pytest.raises(OptionError):
-        umeyama(src[:2], src[:2])
+        landmark_similarity(src[:2], src[:2])
 
 
 @pytest.mark.parametrize("scale", [False, True])

@@ -1,4 +1,4 @@
-"""PIFu's data: subjects by stem, items fixed by their key, points on the pixels that show them."""
+"""Image-based methods' data: subjects by stem, items fixed by their key, points on the pixels that show them."""
 
 from __future__ import annotations
 
@@ -7,28 +7,28 @@ import pytest
 import torch
 
 from avatarkit.errors import AvatarkitWarning, InputError
+from avatarkit.methods import image_data as D
 from avatarkit.methods.configs import replace
-from avatarkit.methods.pifu import data as D
 from avatarkit.methods.pifu.config import PRESETS
-from avatarkit.methods.pifu.model import project
+from avatarkit.render.projection import project_to_grid
 
 CONFIG = replace(PRESETS["small"], image_size=64, points=400)
 
 
 @pytest.fixture(scope="module")
 def dataset(pifu_data):
-    subjects = D.match_subjects([pifu_data / "views"], [pifu_data / "samples"])
-    return D.PifuDataset(subjects, [D.read_view_set(s.views) for s in subjects], CONFIG, augment=True)
+    subjects = D.match_subjects({"views": [pifu_data / "views"], "samples": [pifu_data / "samples"]})
+    return D.ImagePointsDataset(subjects, [D.read_view_set(s.views) for s in subjects], CONFIG, augment=True)
 
 
 def test_subjects_match_by_stem_and_find_their_meshes(pifu_data, tmp_path):
-    subjects = D.match_subjects([pifu_data / "views"], [pifu_data / "samples"])
+    subjects = D.match_subjects({"views": [pifu_data / "views"], "samples": [pifu_data / "samples"]})
     assert [s.stem for s in subjects] == ["human_0000", "human_0001", "human_0002"]
     assert all(s.mesh == pifu_data / "meshes" / f"{s.stem}.h5" for s in subjects)  # from the samples' provenance
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "someone.h5").write_bytes((pifu_data / "samples" / "human_0000.h5").read_bytes())
-    with pytest.raises(InputError, match=r"no subject has both.*samples stems: someone"):
-        D.match_subjects([pifu_data / "views"], [tmp_path / "other"])
+    with pytest.raises(InputError, match=r"no stem is shared by the views and samples files.*samples stems: someone"):
+        D.match_subjects({"views": [pifu_data / "views"], "samples": [tmp_path / "other"]})
 
 
 def test_an_item_is_fixed_by_its_key(dataset):
@@ -42,11 +42,11 @@ def test_an_item_is_fixed_by_its_key(dataset):
 def test_inside_points_project_onto_the_augmented_mask(dataset):
     """Augmentation moves image and camera together: the subject's inside points still land
     on its (zoomed, shifted, flipped) silhouette, and would not with the camera left alone."""
-    plain = D.PifuDataset(dataset.subjects, dataset.view_sets, CONFIG, augment=False)
+    plain = D.ImagePointsDataset(dataset.subjects, dataset.view_sets, CONFIG, augment=False)
 
     def on_mask(item, K):
         inside = item["points"][item["labels"] > 0.5][None]
-        grid, _ = project(inside, K[None], item["world_to_cam"][None], bool(item["orthographic"]), 64, 64)
+        grid, _ = project_to_grid(inside, K[None], item["world_to_cam"][None], bool(item["orthographic"]), 64, 64)
         px = np.rint((grid[0].numpy() + 1) / 2 * 64 - 0.5).astype(int).clip(0, 63)
         return item["mask"][0].numpy()[px[:, 1], px[:, 0]].mean()
 
@@ -65,8 +65,8 @@ def test_perspective_views_and_background_swaps(pifu_data, tmp_path):
     from PIL import Image
 
     from avatarkit.io.hdf5 import read_mesh, write_artifact
-    from avatarkit.render.cameras import orbit
     from avatarkit.render.render import RenderConfig, render
+    from avatarkit.render.rigs import orbit
 
     mesh = read_mesh(pifu_data / "meshes" / "human_0001.h5")
     v = mesh.vertices
@@ -74,17 +74,17 @@ def test_perspective_views_and_background_swaps(pifu_data, tmp_path):
     cams = orbit(center, float(np.linalg.norm(v - center, axis=1).max()), [0.0, 120.0, 240.0], [10.0], (64, 64))
     write_artifact(tmp_path / "views" / "human_0001.h5", render(mesh, cams, RenderConfig()))
     with pytest.warns(AvatarkitWarning, match="without a partner left out: human_0000, human_0002"):
-        subjects = D.match_subjects([tmp_path / "views"], [pifu_data / "samples"])
+        subjects = D.match_subjects({"views": [tmp_path / "views"], "samples": [pifu_data / "samples"]})
     (tmp_path / "rooms").mkdir()
     noise = np.random.default_rng(0).integers(0, 256, (80, 90, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp_path / "rooms" / "a.png")
     for mask_input in (True, False):
         config = replace(CONFIG, background_dir=str(tmp_path / "rooms"), mask_input=mask_input)
-        data = D.PifuDataset(subjects, [D.read_view_set(s.views) for s in subjects], config, augment=True)
+        data = D.ImagePointsDataset(subjects, [D.read_view_set(s.views) for s in subjects], config, augment=True)
         item = data[(0, 5, -1)]
         assert not bool(item["orthographic"])
         inside = item["points"][item["labels"] > 0.5][None]
-        grid, _ = project(inside, item["K"][None], item["world_to_cam"][None], False, 64, 64)
+        grid, _ = project_to_grid(inside, item["K"][None], item["world_to_cam"][None], False, 64, 64)
         px = np.rint((grid[0].numpy() + 1) / 2 * 64 - 0.5).astype(int).clip(0, 63)
         assert item["mask"][0].numpy()[px[:, 1], px[:, 0]].mean() > 0.93
         background = item["image"][:, item["mask"][0] == 0]

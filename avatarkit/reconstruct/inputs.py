@@ -1,0 +1,108 @@
+"""What an image-based method reconstructs from: one image, its subject's mask, and the camera
+that saw it, aimed at the subject (the :class:`ImageInput` every image-based predictor takes).
+
+:func:`read_image_input` reads one from a views file (a rendered or captured view, with its
+own camera and, for rendered views, the true normals) or from a photo (its mask found as
+:func:`~avatarkit.io.images.read_image_and_mask` does, its camera given);
+:func:`choose_camera` picks a photo's camera: a trained run's, or one from a camera file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from avatarkit.errors import InputError, OptionError
+from avatarkit.io.formats import IMAGE_SUFFIXES, is_hdf5, is_image
+from avatarkit.structures import Cameras
+
+
+@dataclasses.dataclass
+class ImageInput:
+    """One view of a subject.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 sRGB.
+        mask: (H, W) bool, true on the subject.
+        camera: a one-camera rig whose ``target`` (1, 3) is where it aims (the subject's centre).
+        normal: (H, W, 3) float32 world-frame normals of the true surface (rendered views), or None.
+    """
+
+    rgb: np.ndarray
+    mask: np.ndarray
+    camera: Cameras
+    normal: np.ndarray | None = None
+
+    @property
+    def target(self) -> np.ndarray:
+        """(3,) world point the camera aims at."""
+        return self.camera.target[0]
+
+
+def read_image_input(
+    path: Path,
+    view: int = 0,
+    camera: Cameras | None = None,
+    masks: Path | None = None,
+    mask_threshold: float | None = None,
+) -> ImageInput:
+    """View ``view`` of a views file, or a photo seen by ``camera`` (see the module docstring)."""
+    if is_hdf5(path):
+        return read_view_input(path, view)
+    if not is_image(path):
+        raise InputError(f"not an image or views file ({', '.join(IMAGE_SUFFIXES)}, .h5)", path)
+    from avatarkit.io.images import read_image_and_mask
+
+    rgb, mask = read_image_and_mask(path, masks, mask_threshold)
+    if camera is None:
+        raise InputError("a photo needs a camera: give --camera", path)
+    return ImageInput(rgb, mask, camera)
+
+
+def read_view_input(path: Path, index: int = 0) -> ImageInput:
+    """View ``index`` of a views file, with its camera aimed where the file says (or, in files
+    without ``/cameras/target``, at the rig's focus)."""
+    from avatarkit.io.cameras import read_cameras
+    from avatarkit.io.hdf5 import read_view
+
+    views = read_view(path, index)
+    try:
+        cameras = read_cameras(path).aimed().subset(index)
+    except OptionError as exc:
+        raise InputError(str(exc), path) from None
+    mask = views.mask[0] > 127
+    if not mask.any():
+        raise InputError(f"view {index} has an empty mask", path)
+    return ImageInput(views.rgb[0], mask, cameras, None if views.normal is None else views.normal[0])
+
+
+def choose_camera(
+    run_camera: Cameras | None,
+    camera_file: Path | None = None,
+    index: int = 0,
+    target: tuple[float, float, float] | None = None,
+    run: Path | None = None,
+) -> Cameras:
+    """A photo's camera: camera ``index`` of ``camera_file`` (IDR ``cameras.npz``, NeRF
+    ``transforms.json`` or a views file) or else the trained run's own (``run_camera``; ``run``
+    names the run in errors); aimed at ``target`` when given, else where the file says."""
+    if camera_file is None:
+        if run_camera is None:
+            raise InputError("the run has no camera of its own: give --camera", run)
+        cameras = run_camera.subset(0)
+    else:
+        from avatarkit.io.cameras import read_cameras
+
+        rig = read_cameras(camera_file)
+        if not -len(rig) <= index < len(rig):
+            raise InputError(f"has {len(rig)} cameras; there is no camera {index}", camera_file)
+        aims = rig.targets()
+        cameras = rig.subset(index)
+        cameras.target = None if aims is None else aims[index][None]
+    if target is not None:
+        cameras.target = np.asarray(target, dtype=np.float64)[None]
+    if cameras.target is None:
+        raise InputError("the camera file does not say where the camera aims; give --target X Y Z", camera_file)
+    return cameras
