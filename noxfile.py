@@ -29,10 +29,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    session.install("ruff>=0.6")
+    """The rules CI holds the code to: ruff (style, no print or sys.exit in the core), the import
+    contracts (layers; only the CLI touches the terminal), mypy (every method meets the contract)."""
+    session.install(TORCH, "numpy>=1.24", "ruff>=0.6", "import-linter>=2.1", "mypy>=1.10")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
+    session.run("mypy")
 
 
 @nox.session

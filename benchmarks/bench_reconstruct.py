@@ -34,7 +34,7 @@ def _network(resolution: int = 256) -> dict:
     stem = trained.state["split"]["val"][0]
     view = read_view_input(data / "views" / f"{stem}.h5", 0)
     cameras, target = view.camera, view.target
-    fn = trained.predictor("cpu").occupancy_function(view)
+    fn = trained.predictor("cpu").values(view)
     w2c = cameras.world_to_cam[0]
     bounds = view_box(cameras, target)
 

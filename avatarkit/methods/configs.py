@@ -21,6 +21,7 @@ import typing
 from typing import Any
 
 from avatarkit.errors import OptionError
+from avatarkit.fitting.optim import OPTIMIZERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +61,8 @@ class TrainConfig:
         at_least_one(self, "max_steps", "batch_size", "val_every", "checkpoint_every", "log_every", "image_every")
         if not self.lr > 0:
             raise OptionError(f"--lr must be positive, got {self.lr}")
-        if self.optimizer not in ("rmsprop", "adam"):
-            raise OptionError(f"--optimizer must be rmsprop or adam, got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise OptionError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 <= self.val_fraction < 1:
             raise OptionError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.mesh_every < 0:
@@ -137,7 +138,9 @@ def _class_field_docs(cls: type) -> dict[str, str]:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
         return {}
-    body = ast.parse(source).body[0].body
+    node = ast.parse(source).body[0]
+    assert isinstance(node, ast.ClassDef)
+    body = node.body
     docs = {}
     for node, after in itertools.pairwise(body):
         if (

@@ -80,8 +80,11 @@ class Trainable(Protocol):
     """One training run of a method (built as ``Class(config, restored=state, **data)``)."""
 
     name: str
-    config: TrainConfig
     best_metric: BestMetric
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's config (a method's own subclass of :class:`TrainConfig`)."""
 
     def setup(self, device: torch.device) -> None:
         """Check the data and prepare it (raises :class:`~avatarkit.errors.InputError`)."""

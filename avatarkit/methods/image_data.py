@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,7 +146,7 @@ class ImagePointsDataset(torch.utils.data.Dataset):
             from avatarkit.io.images import list_images
 
             self.backgrounds = list_images(config.background_dir)
-        self._files: dict[Path, object] = {}
+        self._files: dict[Path, Any] = {}
         self._pools: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:

@@ -17,7 +17,7 @@ example in ``docs/adding_a_method.md``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,10 @@ from avatarkit.methods import image_data as D
 from avatarkit.methods.configs import ImageDataConfig
 from avatarkit.methods.contract import BestMetric, Predictor, RunState
 from avatarkit.methods.split import split_subjects
+
+if TYPE_CHECKING:
+    from avatarkit.reconstruct.field import ImplicitField
+    from avatarkit.reconstruct.inputs import ImageInput
 
 
 class ImageMethod:
@@ -166,11 +170,13 @@ class ImageMethod:
         if not candidates:
             return None
         subject, views = self.subjects[candidates[0]], self.view_sets[candidates[0]]
+        truth = subject.mesh
+        assert truth is not None
         try:
             view = read_view_input(subject.views, 0)
             view.camera = views.cameras.subset(0)  # with its target, even where the file has none
             result = reconstruct_field(self.predictor(model).field(view), self.config.val_resolution)
-            gt = load_mesh(subject.mesh)
+            gt = load_mesh(truth)
         except AvatarkitError:  # early on, nothing may cross the surface level yet
             return None
         protocol = Protocol("validation", samples=20_000, units="cm", taus=(0.01,))
@@ -197,3 +203,81 @@ def iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
     """Intersection over union of two boolean tensors (1 when both are empty)."""
     union = (pred | truth).sum()
     return float((pred & truth).sum() / union) if union > 0 else 1.0
+
+
+class PixelAlignedPredictor:
+    """A trained pixel-aligned network asked about one view (a
+    :class:`~avatarkit.methods.contract.Predictor`): the view's image is fitted to the network's
+    input as the training views were (:func:`~avatarkit.methods.image_data.fit_input`), encoded
+    once, and world points are queried through the view's camera, depth measured from its
+    target. Built as ``Class(model, config, device)``.
+
+    The network gives ``encode(image (1, 3, S, S)) -> features`` and ``query(features, points
+    (1, P, 3), K (1, 3, 3), world_to_cam (1, 4, 4), orthographic, depth_center (1,), (S, S)) ->
+    (1, P)``; a subclass overrides :meth:`encode` and :meth:`query` where its network differs
+    (PIFu answers per stack and infers with the last), and :attr:`level` and :attr:`inside` for
+    a signed distance.
+    """
+
+    level = 0.5
+    inside = "above"
+
+    def __init__(
+        self, model: torch.nn.Module, config: ImageDataConfig, device: str | torch.device = "cpu", batch: int = 1 << 17
+    ) -> None:
+        self.model: Any = model.eval()  # a network with encode and query (see the class docstring)
+        self.config = config
+        self.device = torch.device(device)
+        self.batch = batch
+
+    def encode(self, image: torch.Tensor) -> Any:
+        return self.model.encode(image)
+
+    def query(self, features: Any, points: torch.Tensor, *camera: Any) -> torch.Tensor:
+        return self.model.query(features, points, *camera)
+
+    def field(self, view: ImageInput) -> ImplicitField:
+        """The network's field over the volume ``view``'s camera sees around its target."""
+        from avatarkit.reconstruct.volume import view_field
+
+        return view_field(self.values(view), view.camera, view.target, self.level, self.inside)
+
+    def values(self, view: ImageInput):
+        """``fn(points (P, 3) world) -> (P,)`` for ``view``'s image seen by its camera; the image
+        is encoded once."""
+        from avatarkit.errors import InputError
+
+        rgb, mask, camera = view.rgb, view.mask, view.camera
+        if rgb.shape[:2] != (camera.height, camera.width):
+            raise InputError(
+                f"the image is {rgb.shape[1]} x {rgb.shape[0]} pixels but the camera expects "
+                f"{camera.width} x {camera.height} (crop and scale it as the training views, or give --camera)"
+            )
+        if not mask.any():
+            raise InputError("the mask is empty")
+        dev = self.device
+        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
+        mask_t = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None]
+        rgb_t, mask_t, K = D.fit_input(rgb_t, mask_t, camera.K[0], self.config.image_size)
+        image = D.normalize(rgb_t, mask_t, self.config.mask_input)[None].to(dev)
+        one = camera.subset(0)
+        one.target = np.asarray(view.target, dtype=np.float64)[None]
+        w2c, depth_center = one.world_to_cam[0], float(one.target_depths()[0])
+        K_t = torch.as_tensor(K, dtype=torch.float32, device=dev)[None]
+        w2c_t = torch.as_tensor(w2c, dtype=torch.float32, device=dev)[None]
+        center_t = torch.tensor([depth_center], dtype=torch.float32, device=dev)
+        ortho = camera.projection == "orthographic"
+        size = (self.config.image_size, self.config.image_size)
+        with torch.no_grad():
+            features = self.encode(image)
+
+        def fn(points: np.ndarray) -> np.ndarray:
+            out = np.empty(len(points), np.float32)
+            with torch.no_grad():
+                for i in range(0, len(points), self.batch):
+                    p = torch.as_tensor(points[i : i + self.batch], dtype=torch.float32, device=dev)[None]
+                    values = self.query(features, p, K_t, w2c_t, ortho, center_t, size)
+                    out[i : i + len(p[0])] = values[0].float().cpu().numpy()
+            return out
+
+        return fn

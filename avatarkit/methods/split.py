@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatarkit.errors import AvatarkitWarning, InputError
 
+if TYPE_CHECKING:
+    from avatarkit.methods.contract import Split
+
 
 def split_subjects(
-    stems: list[str], val_fraction: float, seed: int, saved: dict[str, list[str]] | None = None
+    stems: list[str], val_fraction: float, seed: int, saved: Split | None = None
 ) -> tuple[list[int], list[int]]:
     """Indices into ``stems`` of the training and the held-out subjects.
 

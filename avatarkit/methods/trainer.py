@@ -7,7 +7,8 @@ CPU), checkpoints (last, best by validation, resumable), TensorBoard scalars and
 grids, ``metrics.jsonl``, and a clean stop on Ctrl-C or SIGTERM: the step in progress
 ends, a checkpoint is saved, and :class:`TrainResult` says it was interrupted.
 
-The core never prints: progress goes to a :class:`Reporter` the command line supplies.
+The core never prints: progress goes to a :class:`~avatarkit.fitting.progress.Reporter` the
+command line supplies.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -25,21 +25,11 @@ from typing import Any
 import torch
 
 from avatarkit.errors import AvatarkitError, OptionError
+from avatarkit.fitting.optim import StepSchedule, make_optimizer
+from avatarkit.fitting.progress import Reporter, StopRequest
 from avatarkit.methods import checkpoint as ckpt
-from avatarkit.methods.configs import TrainConfig, to_dict
+from avatarkit.methods.configs import to_dict
 from avatarkit.methods.contract import Trainable
-
-
-class Reporter:
-    """Progress sink; the default one is silent."""
-
-    def start(self, total: int, done: int) -> None: ...
-
-    def update(self, step: int, logs: dict[str, float]) -> None: ...
-
-    def note(self, message: str) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclasses.dataclass
@@ -120,32 +110,6 @@ def current_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-class _StopRequest:
-    """The first SIGINT or SIGTERM asks the loop to stop after the step in progress; a
-    second SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def train(
     method: Trainable,
     folder: ckpt.RunFolder,
@@ -167,7 +131,8 @@ def train(
     config = method.config
     config.check()
     dist = Distributed.setup(device)
-    writer, aside, saved, trained, finished = None, None, False, None, False
+    writer: Any = None  # TensorBoard's SummaryWriter, on the main process
+    aside, saved, trained, finished = None, False, None, False
     fresh = resume is None and not folder.root.exists()
     try:
         method.setup(dist.device)
@@ -176,19 +141,14 @@ def train(
         dist.barrier()
         torch.manual_seed(config.seed)
         model = method.build_model().to(dist.device)
-        optimizer = _optimizer(config, model)
-        milestones = sorted({max(1, round(f * config.max_steps)) for f in config.lr_decay_at})
-
-        def set_lr(done: int) -> float:  # the schedule: lr times lr_decay per milestone passed
-            lr = config.lr * config.lr_decay ** sum(done >= m for m in milestones)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            return lr
+        optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
+        schedule = StepSchedule(config.lr, config.max_steps, config.lr_decay_at, config.lr_decay)
 
         use_amp = config.amp and dist.device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler(dist.device.type, enabled=use_amp and amp_dtype == torch.float16)
-        step, best = 0, {"metric": method.best_metric.name, "value": None, "step": None}
+        step = 0
+        best: dict[str, Any] = {"metric": method.best_metric.name, "value": None, "step": None}
         metrics: dict[str, float] = {}
         if resume is not None:
             step, best, metrics = _restore(resume, config, model, optimizer, scaler)
@@ -235,9 +195,9 @@ def train(
                     writer.add_image(name, image, at, dataformats="HWC")
                 with open(folder.metrics, "a") as f:
                     f.write(json.dumps({"step": at, "time": time.time(), **metrics}) + "\n")
-                value = metrics.get(method.best_metric.name)
-                if method.best_metric.improves(value, best["value"]):
-                    best.update(value=float(value), step=at)
+                score = metrics.get(method.best_metric.name)
+                if score is not None and method.best_metric.improves(score, best["value"]):
+                    best.update(value=float(score), step=at)
                     ckpt.save(folder.best, state())
                 reporter.note(_describe(at, metrics))
             dist.barrier()
@@ -258,10 +218,10 @@ def train(
         samples_per_s = 0.0
         reporter.start(config.max_steps, step)
         validated_at = step if resume is not None else -1
-        with _StopRequest() as stop, _worker_errors():
+        with StopRequest() as stop, _worker_errors():
             t_last = time.perf_counter()
             for batch in method.loader(step, config.max_steps, dist.rank, dist.world, workers):
-                lr = set_lr(step)
+                lr = schedule.apply(optimizer, step)
                 with torch.autocast(dist.device.type, dtype=amp_dtype, enabled=use_amp):
                     loss, logs = method.loss(trained, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -384,12 +344,6 @@ def _worker_errors():
             raise
         last = text.splitlines()[-1]
         raise type(exc)(last.partition(": ")[2] or last) from None
-
-
-def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
-    return torch.optim.RMSprop(model.parameters(), lr=config.lr, momentum=0, weight_decay=0)
 
 
 def _describe(step: int, metrics: dict[str, float]) -> str:

@@ -38,6 +38,7 @@ class ImageInput:
     @property
     def target(self) -> np.ndarray:
         """(3,) world point the camera aims at."""
+        assert self.camera.target is not None, "an ImageInput's camera knows its target"
         return self.camera.target[0]
 
 

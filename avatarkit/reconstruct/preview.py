@@ -42,7 +42,7 @@ def side_by_side(panels: list[np.ndarray], height: int = 512) -> np.ndarray:
     for panel in panels:
         image = Image.fromarray(np.asarray(panel, dtype=np.uint8))
         width = max(1, round(image.width * height / image.height))
-        out.append(np.asarray(image.resize((width, height), Image.BILINEAR)))
+        out.append(np.asarray(image.resize((width, height), Image.Resampling.BILINEAR)))
     return np.concatenate(out, axis=1)
 
 

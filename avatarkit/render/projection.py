@@ -18,6 +18,8 @@ def project(points, K, world_to_cam, orthographic) -> tuple[torch.Tensor, torch.
     ``K`` (B, 3, 3) pixels, ``world_to_cam`` (B, 4, 4); ``orthographic``: a bool for the whole
     batch or a (B,) bool tensor, one per view. Perspective depths are clamped at 1e-6 m before
     dividing (points behind the camera land far outside the image)."""
+    if not isinstance(orthographic, torch.Tensor):
+        orthographic = bool(orthographic)  # numpy's bool too
     with torch.autocast(points.device.type, enabled=False):
         points, K, world_to_cam = points.float(), K.float(), world_to_cam.float()
         cam = points @ world_to_cam[:, :3, :3].transpose(1, 2) + world_to_cam[:, None, :3, 3]

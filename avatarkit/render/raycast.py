@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from avatarkit.backends.warp import cpu_threads, import_warp, launch
+from avatarkit.errors import OptionError
 from avatarkit.structures import Cameras
 
 
@@ -269,8 +270,10 @@ class RayCaster:
         shaped (views, H, W[, C]), contiguous); on the CPU warp writes into them directly.
         """
         wp = import_warp()
-        views = views or slice(0, len(cameras))
-        first, count = int(views.start), int(views.stop - views.start)
+        chosen = range(len(cameras))[views or slice(None)]
+        if chosen.step != 1 or not len(chosen):
+            raise OptionError(f"views must be a non-empty run of consecutive cameras, got {views}")
+        first, count = chosen.start, len(chosen)
         h, w = cameras.height, cameras.width
         n = count * h * w
         face = self._visible_faces(cameras, first, count)

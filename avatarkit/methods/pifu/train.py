@@ -9,6 +9,8 @@ Validation and reconstruction use the last stack, as PIFu infers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 
 from avatarkit.methods.image_method import ImageMethod, iou
@@ -31,7 +33,7 @@ class PifuMethod(ImageMethod):
         b = self.to_device(batch)
         preds = self._forward(model, b)
         labels = b["labels"]
-        loss = sum(torch.nn.functional.mse_loss(p.float(), labels) for p in preds) / len(preds)
+        loss = cast(torch.Tensor, sum(torch.nn.functional.mse_loss(p.float(), labels) for p in preds)) / len(preds)
         with torch.no_grad():
             score = iou(preds[-1].float() > 0.5, labels > 0.5)
         return loss, {"iou": score}
@@ -43,3 +45,9 @@ class PifuMethod(ImageMethod):
         from avatarkit.methods.pifu.infer import PifuPredictor
 
         return PifuPredictor(model, self.config, self.device)
+
+
+if TYPE_CHECKING:  # nox -s lint: mypy holds the class to the Trainable contract
+    from avatarkit.methods.contract import Trainable
+
+    _: type[Trainable] = PifuMethod
