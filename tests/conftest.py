@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def anny_body():
-    from avatarkit.synth.anny_body import AnnyBody
+    from avatarkit.parametric.anny import AnnyBody
 
     return AnnyBody.load("cpu")
 

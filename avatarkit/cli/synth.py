@@ -42,7 +42,7 @@ def synth(
     import functools
 
     from avatarkit.device import resolve_device
-    from avatarkit.synth.anny_body import anny_cache_dir, anny_cache_is_warm
+    from avatarkit.parametric.anny import anny_cache_dir, anny_cache_is_warm
     from avatarkit.synth.generate import SynthConfig
 
     config = SynthConfig(

@@ -5,6 +5,10 @@ the body facing -Y, +X the subject's left. :data:`ANNY_TO_WORLD` turns that into
 frame (+Y up, facing +Z). Everything derived here from the template is computed once
 per model: body-part labels from Anny's own UV segmentation, landmark vertices,
 joint axes for pose sampling.
+
+:class:`AnnyModel` is Anny as a :class:`~avatarkit.parametric.base.ParametricModel`:
+named, differentiable parameter groups in, vertices, joints and landmarks in our world
+frame out, for fitting.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+
+from avatarkit.parametric.base import ModelOutput
 
 ANNY_TO_WORLD = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
 """(x, y, z) Anny -> (x, z, -y) ours: a rotation of -90 degrees about X."""
@@ -69,7 +77,7 @@ class AnnyBody:
         rest_heads: (J, 3) float32 bone heads of the default rest body, Anny frame.
     """
 
-    model: object
+    model: Any  # anny.Anny
     faces: np.ndarray
     uvs: np.ndarray
     face_uvs: np.ndarray
@@ -122,6 +130,189 @@ class AnnyBody:
             dominant_bone=dominant.astype(np.int64),
             rest_heads=rest["rest_bone_heads"][0].cpu().numpy(),
         )
+
+
+class AnnyModel(torch.nn.Module):
+    """Anny as a :class:`~avatarkit.parametric.base.ParametricModel`, in our world frame.
+
+    Parameter groups (``B`` the batch; every group is ``(B, *shape)``, omitted groups are
+    neutral and groups of batch 1 broadcast):
+
+    - ``phenotype`` (B, 6): Anny's phenotype values in :attr:`phenotype_labels` order
+      (``gender`` 0 male .. 1 female, ``age`` -1/3 newborn, 0 baby, 1/3 child, 2/3 young
+      adult, 1 old, then ``muscle``, ``weight``, ``height``, ``proportions`` 0 .. 1);
+      Anny's default, and neutral here, is 0.5 for all. Anny interpolates linearly
+      between anchor shapes and clamps outside those ranges: the gradient is zero
+      beyond them and changes at the anchors (0.5 for muscle and weight, the ages above).
+    - ``expression`` (B, 52): facial action weights (ARKit-style blend shapes, 0 neutral,
+      1 full) in :attr:`expression_labels` order. Linear, not clamped.
+    - ``pose`` (B, J - 1, 3): one rotation vector (axis times angle, radians) per bone of
+      :attr:`pose_bone_names` (all of Anny's J = 104 bones but the root), in Anny's
+      ``local-ref`` convention with our world axes: each bone turns about its own head,
+      carried by its parents, by a rotation expressed in world axes of the rest pose
+      (rotating a bone of a rest body about +Y turns it about the vertical). Zero is
+      Anny's rest pose (relaxed A-pose). :meth:`from_anny_pose` and :meth:`to_anny_pose`
+      convert from and to Anny's 4x4 ``pose_parameters`` (what ``synth`` stores).
+    - ``rotation`` (B, 3): global rotation, axis-angle in radians, world axes, about the
+      world origin, which is Anny's root joint (between the hips).
+    - ``translation`` (B, 3): global translation, metres, applied after ``rotation``.
+
+    ``x_world = R(rotation) @ ANNY_TO_WORLD @ x_anny + translation``. Unlike ``synth``,
+    nothing lifts the feet to y = 0 (use ``translation``).
+
+    Outputs (:class:`~avatarkit.parametric.base.ModelOutput`, float32, metres):
+    ``vertices`` (B, 13718, 3); ``joints`` (B, 104, 3), the heads of Anny's bones
+    (:attr:`joint_names`); ``landmarks`` (B, 23, 3), the six H3DS face landmarks (mesh
+    vertices, :attr:`landmark_vertex_ids`) then the joint centres of :data:`JOINTS`, as
+    ``synth`` writes them.
+
+    The Anny module is ``body.model``, shared (not copied): moving this module to another
+    device or dtype moves it for ``body`` too. It holds no ``nn.Parameter``; optimise the
+    group tensors (e.g. from :meth:`zero_parameters`).
+    """
+
+    faces: torch.Tensor
+    joint_names: tuple[str, ...]
+    landmark_names: tuple[str, ...]
+    anny: Any  # anny.Anny
+    _landmark_vertices: torch.Tensor
+    _landmark_joints: torch.Tensor
+    _anny_to_world: torch.Tensor
+
+    def __init__(self, body: AnnyBody | None = None, device: str = "cpu") -> None:
+        super().__init__()
+        body = body if body is not None else AnnyBody.load(device)
+        self.body = body
+        self.anny = body.model  # registered as a submodule: .to() moves it
+        bones = tuple(body.bone_labels)
+        self.phenotype_labels: tuple[str, ...] = tuple(body.model.phenotype_labels)
+        """Names of the ``phenotype`` group's entries."""
+        self.expression_labels: tuple[str, ...] = tuple(body.model.facial_action_labels)
+        """Names of the ``expression`` group's entries (Anny's facial actions)."""
+        self.pose_bone_names: tuple[str, ...] = bones[1:]
+        """Bones of the ``pose`` group's rows (all but the root)."""
+        self.joint_names = bones
+        self.landmark_names = (*body.landmark_vertices, *JOINTS)
+        self.landmark_vertex_ids: tuple[int, ...] = (*body.landmark_vertices.values(), *([-1] * len(JOINTS)))
+        """Mesh vertex of each landmark, -1 for joint centres."""
+        dev = body.model.device
+        self.register_buffer("faces", torch.as_tensor(body.faces, dtype=torch.int64, device=dev), persistent=False)
+        self.register_buffer(
+            "_landmark_vertices",
+            torch.as_tensor(list(body.landmark_vertices.values()), dtype=torch.int64, device=dev),
+            persistent=False,
+        )
+        self.register_buffer(
+            "_landmark_joints",
+            torch.as_tensor([bones.index(b) for b in JOINTS.values()], dtype=torch.int64, device=dev),
+            persistent=False,
+        )
+        self.register_buffer(
+            "_anny_to_world", torch.as_tensor(ANNY_TO_WORLD, dtype=body.model.dtype, device=dev), persistent=False
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.anny.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.anny.dtype
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``phenotype`` (6,), ``expression`` (52,), ``pose`` (103, 3), ``rotation`` (3,), ``translation`` (3,)."""
+        return {
+            "phenotype": (len(self.phenotype_labels),),
+            "expression": (len(self.expression_labels),),
+            "pose": (len(self.pose_bone_names), 3),
+            "rotation": (3,),
+            "translation": (3,),
+        }
+
+    def zero_parameters(self, batch: int = 1) -> dict[str, torch.Tensor]:
+        """Neutral groups, ``(batch, *shape)``: phenotype 0.5 (Anny's default), the rest zero."""
+        out = {}
+        for name, shape in self.parameter_shapes().items():
+            fill = 0.5 if name == "phenotype" else 0.0
+            out[name] = torch.full((batch, *shape), fill, dtype=self.dtype, device=self.device)
+        return out
+
+    def forward(self, **groups: torch.Tensor) -> ModelOutput:
+        """Evaluate Anny for the given groups (see the class docstring), in the world frame."""
+        from avatarkit.parametric.base import axis_angle_to_matrix
+
+        values = self._batched(groups)
+        out = self.anny(
+            pose_parameters=self.to_anny_pose(values["pose"]),
+            phenotype_kwargs=values["phenotype"],
+            facial_actions=values["expression"],
+        )
+        to_world = axis_angle_to_matrix(values["rotation"]) @ self._anny_to_world  # (B, 3, 3)
+        shift = values["translation"][:, None, :]
+        vertices = out["vertices"] @ to_world.transpose(1, 2) + shift
+        joints = out["bone_poses"][:, :, :3, 3] @ to_world.transpose(1, 2) + shift
+        landmarks = torch.cat((vertices[:, self._landmark_vertices], joints[:, self._landmark_joints]), dim=1)
+        return ModelOutput(vertices, joints, landmarks, self.joint_names, self.landmark_names)
+
+    def to_anny_pose(self, pose: torch.Tensor) -> torch.Tensor:
+        """Anny's ``local-ref`` ``pose_parameters`` for a ``pose`` group (differentiable).
+
+        Args:
+            pose: (B, J - 1, 3) rotation vectors, radians, world axes.
+
+        Returns:
+            (B, J, 4, 4) per-bone deltas in Anny's axes, the root's the identity.
+        """
+        from avatarkit.parametric.base import axis_angle_to_matrix
+
+        a = self._anny_to_world
+        rotations = a.T @ axis_angle_to_matrix(pose) @ a  # world axes -> Anny's
+        batch, bones = pose.shape[:2]
+        top = torch.cat((rotations, rotations.new_zeros(batch, bones, 3, 1)), dim=-1)
+        bottom = rotations.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch, bones, 1, 4)
+        eye = torch.eye(4, dtype=rotations.dtype, device=rotations.device).expand(batch, 1, 4, 4)
+        return torch.cat((eye, torch.cat((top, bottom), dim=-2)), dim=1)
+
+    def from_anny_pose(self, matrices) -> torch.Tensor:
+        """The ``pose`` group for Anny ``local-ref`` pose parameters (e.g. ``/params/anny/pose``).
+
+        Args:
+            matrices: (J, 4, 4) or (B, J, 4, 4) array or tensor: rotations only (zero
+                translations) and an identity root, as ``synth`` writes them.
+
+        Returns:
+            (B, J - 1, 3) rotation vectors (radians, world axes) on the model's device.
+        """
+        from scipy.spatial.transform import Rotation
+
+        m = matrices.detach().cpu().numpy() if isinstance(matrices, torch.Tensor) else np.asarray(matrices)
+        m = m.astype(np.float64)
+        if m.ndim == 3:
+            m = m[None]
+        if m.shape[1:] != (len(self.joint_names), 4, 4):
+            raise ValueError(f"Anny pose must be (B, {len(self.joint_names)}, 4, 4), got {m.shape}")
+        if np.abs(m[:, :, :3, 3]).max() > 1e-6 or np.abs(m[:, 0] - np.eye(4)).max() > 1e-6:
+            raise ValueError("Anny pose with translations or a posed root is not a rotation-only pose")
+        rotvecs = Rotation.from_matrix(m[:, 1:, :3, :3].reshape(-1, 3, 3)).as_rotvec().reshape(len(m), -1, 3)
+        return torch.as_tensor(rotvecs @ ANNY_TO_WORLD.T, dtype=self.dtype, device=self.device)
+
+    def _batched(self, groups: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        shapes = self.parameter_shapes()
+        unknown = sorted(set(groups) - set(shapes))
+        if unknown:
+            raise ValueError(f"unknown parameter groups {unknown}; AnnyModel takes {list(shapes)}")
+        values = {}
+        for name, value in groups.items():
+            value = torch.as_tensor(value).to(dtype=self.dtype, device=self.device)
+            if value.dim() != 1 + len(shapes[name]) or tuple(value.shape[1:]) != shapes[name]:
+                raise ValueError(f"{name} must be (B, {', '.join(map(str, shapes[name]))}), got {tuple(value.shape)}")
+            values[name] = value
+        sizes = {v.shape[0] for v in values.values()} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"parameter groups have different batch sizes {sorted(sizes)}")
+        batch = sizes.pop() if sizes else 1
+        neutral = self.zero_parameters(1)
+        return {name: values.get(name, neutral[name]).expand(batch, *shapes[name]) for name in shapes}
 
 
 def _segment_faces(uvs: np.ndarray, face_uvs: np.ndarray) -> tuple[list[str], np.ndarray]:

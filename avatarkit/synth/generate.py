@@ -8,15 +8,18 @@ whichever other subjects are made in the same run.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatarkit.errors import OptionError
 from avatarkit.structures import Landmarks, Mesh
-from avatarkit.synth.anny_body import ANNY_TO_WORLD, HEAD_BONES, JOINTS, AnnyBody
 from avatarkit.synth.phenotype import GENDERS, PhenotypeSampler
 from avatarkit.synth.pose import sample_pose
 from avatarkit.synth.texture import TEXTURES, paint_texture
+
+if TYPE_CHECKING:
+    from avatarkit.parametric.anny import AnnyBody
 
 POSES = ("rest", "random")
 PARTS = ("body", "head")
@@ -63,6 +66,9 @@ class HumanGenerator:
     """Loads Anny once and draws subjects from it."""
 
     def __init__(self, config: SynthConfig, device: str = "cpu", body: AnnyBody | None = None) -> None:
+        # avatarkit.parametric.anny imports torch: not at module level, which the CLI imports for --help
+        from avatarkit.parametric.anny import HEAD_BONES, AnnyBody
+
         config.check()
         self.config = config
         self.body = body if body is not None else AnnyBody.load(device)
@@ -73,6 +79,8 @@ class HumanGenerator:
     def subject(self, index: int) -> Mesh:
         """Draw subject ``index``: a validated mesh in our frame, feet on y = 0."""
         import torch
+
+        from avatarkit.parametric.anny import ANNY_TO_WORLD, JOINTS
 
         cfg, body = self.config, self.body
         model = body.model

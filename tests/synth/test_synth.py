@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from avatarkit.cli.app import app
 from avatarkit.io.hdf5 import read_mesh
-from avatarkit.synth.anny_body import FACE_LANDMARKS
+from avatarkit.parametric.anny import FACE_LANDMARKS
 
 runner = CliRunner()
 
