@@ -29,7 +29,7 @@ import typer
 from avatarkit.cli import console
 from avatarkit.cli.options import Device, Json, Quiet
 from avatarkit.methods.configs import field_docs, field_types
-from avatarkit.methods.registry import METHODS, MethodSpec
+from avatarkit.methods.registry import METHODS, MethodSpec, discover
 
 app = typer.Typer(
     name="train",
@@ -122,6 +122,7 @@ def add_method(spec: MethodSpec) -> None:
     app.command(spec.name, help=spec.help)(command)
 
 
+discover()  # methods that installed packages add
 for _spec in METHODS.values():
     add_method(_spec)
 

@@ -35,18 +35,34 @@ class MethodSpec:
     config: type
     presets: dict[str, Any]
     data: tuple[DataOption, ...]
-    trainer: str
-    """``module:Class`` of its :class:`~avatarkit.methods.contract.Trainable`, built as
-    ``Class(config, restored=state, **data)``."""
-    model: str
-    """``module:Class`` of the network, built as ``Class(config)``."""
-    predictor: str
-    """``module:Class`` of its :class:`~avatarkit.methods.contract.Predictor`, built as
+    trainer: str | type
+    """Its :class:`~avatarkit.methods.contract.Trainable`, built as ``Class(config,
+    restored=state, **data)``: the class, or ``module:Class`` to import it only when a run starts."""
+    model: str | type
+    """The network (or ``module:Class``), built as ``Class(config)``."""
+    predictor: str | type
+    """Its :class:`~avatarkit.methods.contract.Predictor` (or ``module:Class``), built as
     ``Class(model, config, device)``: what ``reconstruct`` asks."""
 
     def load(self, which: str):
-        module, _, attribute = getattr(self, which).partition(":")
+        """The ``trainer``, ``model`` or ``predictor`` class, imported if named by a string."""
+        target = getattr(self, which)
+        if not isinstance(target, str):
+            return target
+        module, _, attribute = target.partition(":")
         return getattr(importlib.import_module(module), attribute)
+
+
+IMAGE_DATA = (
+    DataOption("views", "views files from `avatarkit render` (files or folders; repeatable)."),
+    DataOption("samples", "samples files from `avatarkit sample-sdf`, matched to views by file stem."),
+    DataOption(
+        "meshes",
+        "ground-truth meshes by stem, for validation meshes (default: the meshes the samples came from).",
+        required=False,
+    ),
+)
+"""The data options of image-based methods (:class:`~avatarkit.methods.image_method.ImageMethod`)."""
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -56,15 +72,7 @@ METHODS: dict[str, MethodSpec] = {
         "trained on rendered views and sampled points.",
         config=PifuConfig,
         presets=PIFU_PRESETS,
-        data=(
-            DataOption("views", "views files from `avatarkit render` (files or folders; repeatable)."),
-            DataOption("samples", "samples files from `avatarkit sample-sdf`, matched to views by file stem."),
-            DataOption(
-                "meshes",
-                "ground-truth meshes by stem, for validation meshes (default: the meshes the samples came from).",
-                required=False,
-            ),
-        ),
+        data=IMAGE_DATA,
         trainer="avatarkit.methods.pifu.train:PifuMethod",
         model="avatarkit.methods.pifu.model:PifuNet",
         predictor="avatarkit.methods.pifu.infer:PifuPredictor",
@@ -72,16 +80,41 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 
+ENTRY_POINTS = "avatarkit.methods"
+"""The entry-point group through which installed packages add methods (``docs/adding_a_method.md``)."""
+
+
 def register(spec: MethodSpec) -> MethodSpec:
-    """Add a method to the registry (a method outside avatarkit, or one under development:
-    ``docs/adding_a_method.md``); ``avatarkit train`` gains its command when
-    :func:`avatarkit.cli.train.add_method` is called with it."""
+    """Add a method to the registry (``avatarkit train`` gains its command when
+    :func:`avatarkit.cli.train.add_method` is called with it, as it is for every method
+    registered when the command line starts)."""
     from avatarkit.errors import OptionError
 
     if spec.name in METHODS and METHODS[spec.name] is not spec:
         raise OptionError(f"a method named {spec.name!r} is registered already")
     METHODS[spec.name] = spec
     return spec
+
+
+def discover() -> list[MethodSpec]:
+    """Register the methods installed packages declare in the ``avatarkit.methods`` entry-point
+    group (each entry names a :class:`MethodSpec`); returns them. A plugin that fails to load
+    is skipped with a warning naming it."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    from avatarkit.errors import AvatarkitWarning
+
+    found = []
+    for entry in entry_points(group=ENTRY_POINTS):
+        try:
+            spec = entry.load()
+            if not isinstance(spec, MethodSpec):
+                raise TypeError(f"{entry.value} is a {type(spec).__name__}, not a MethodSpec")
+            found.append(register(spec))
+        except Exception as exc:  # a broken plugin must not take the command line down
+            warnings.warn(f"method plugin {entry.name!r} not loaded: {exc}", AvatarkitWarning, stacklevel=2)
+    return found
 
 
 def method(name: str) -> MethodSpec:
