@@ -28,6 +28,7 @@ import typer
 
 from avatarkit.cli import console
 from avatarkit.cli.options import Device, Json, Quiet
+from avatarkit.fitting.progress import Reporter
 from avatarkit.methods.configs import field_docs, field_types
 from avatarkit.methods.registry import METHODS, MethodSpec, discover
 
@@ -141,55 +142,25 @@ def _train(
     json: bool,
 ) -> None:
     from avatarkit.device import resolve_device
-    from avatarkit.errors import InputError, OptionError
-    from avatarkit.methods import checkpoint
-    from avatarkit.methods.configs import from_dict, replace
+    from avatarkit.errors import OptionError
+    from avatarkit.methods.registry import plan_run
     from avatarkit.methods.trainer import current_rank, train
 
-    folder = checkpoint.RunFolder(output)
-    restored, state = None, None
-    if resume and overwrite:
-        raise OptionError("--resume continues a run and --overwrite deletes it; give one")
-    if resume:
-        if config is not None:
-            raise OptionError("--config chooses the start of a new run; a resumed run keeps its own config")
-        if not folder.last.is_file():
-            raise InputError("no checkpoints/last.pt to resume from", output)
-        state = checkpoint.load(folder.last)
-        if state.get("method") != spec.name:
-            raise InputError(f"the run trains {state.get('method')!r}, not {spec.name!r}", output)
-        base = from_dict(spec.config, state["config"])
-        restored = state.get("method_state", {})
-        for name, paths in restored.get("data", {}).items():
-            if data.get(name) is None and paths:
-                data[name] = [Path(p) for p in paths]
-    else:
-        if folder.has_run() and not overwrite:
-            raise InputError("already holds a run: --resume to continue it, --overwrite to start again", output)
-        name = config or "default"
-        if name not in spec.presets:
-            raise OptionError(f"--config must be one of {', '.join(spec.presets)}, got {name!r}")
-        base = spec.presets[name]
-    if resume and overrides.get("val_fraction", base.val_fraction) != base.val_fraction:
-        raise OptionError("a resumed run keeps its held-out subjects: --val-fraction applies to new runs")
-    cfg = replace(base, **overrides)
-    for option in spec.data:
-        if option.required and not data.get(option.name):
-            raise OptionError(f"--{option.name} is required")
+    plan = plan_run(spec, output, data, overrides, config, resume, overwrite)
     resolved = resolve_device(device)
     if workers is None:
         workers = 4 if resolved.startswith("cuda") else 0
     if workers < 0:
         raise OptionError(f"--workers must be 0 or more, got {workers}")
-    method = spec.load("trainer")(cfg, **data, restored=restored)
+    method, cfg = plan.method(), plan.config
     main = current_rank() == 0
     reporter = _Progress(quiet or not main, cfg.log_every)
     started = time.perf_counter()
     result = train(
         method,
-        folder,
+        plan.folder,
         resolved,
-        resume=state,
+        resume=plan.resume,
         reporter=reporter,
         workers=workers,
         command=" ".join(console.COMMAND_LINE.get() or []),
@@ -218,7 +189,7 @@ def _train(
     console.info(f"trained {result.steps} steps into {output} ({summary['seconds']} s)", quiet or json)
 
 
-class _Progress:
+class _Progress(Reporter):
     """A Rich progress line (step, loss, it/s, ETA) on a terminal; a plain line every
     ``every`` steps otherwise; validation notes as lines."""
 

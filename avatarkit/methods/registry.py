@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
@@ -167,3 +168,73 @@ def load_trained(run, device: str = "cpu", which: str = "best") -> Trained:
     model.load_state_dict(state["model"])
     model.to(device).eval()
     return Trained(spec, config, model, state.get("method_state", {}), path, int(state.get("step", 0)))
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """A run ready to start: its folder, config, data, and (resumed) checkpoint state."""
+
+    spec: MethodSpec
+    folder: Any
+    config: Any
+    data: dict[str, list[Path] | None]
+    resume: dict[str, Any] | None
+    """The checkpoint dict a resumed run continues from (None: a new run)."""
+
+    def method(self):
+        """The method's :class:`~avatarkit.methods.contract.Trainable` for this run."""
+        restored = None if self.resume is None else self.resume.get("method_state", {})
+        return self.spec.load("trainer")(self.config, restored=restored, **self.data)
+
+
+def plan_run(
+    spec: MethodSpec,
+    output: Path,
+    data: dict[str, list[Path] | None],
+    overrides: dict[str, Any],
+    preset: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RunPlan:
+    """The config and data of a run of ``spec`` into ``output``: a new run starts from
+    ``preset`` (``default`` when None); a resumed one from its last checkpoint's config and
+    data paths; ``overrides`` (config fields given on the command line) change either.
+
+    Raises:
+        OptionError: options that contradict each other or the run.
+        InputError: nothing to resume, a folder that holds a run (without ``overwrite``),
+            a checkpoint of another method.
+    """
+    from avatarkit.errors import InputError, OptionError
+    from avatarkit.methods import checkpoint
+    from avatarkit.methods.configs import from_dict, replace
+
+    folder, data, state = checkpoint.RunFolder(output), dict(data), None
+    if resume and overwrite:
+        raise OptionError("--resume continues a run and --overwrite deletes it; give one")
+    if resume:
+        if preset is not None:
+            raise OptionError("--config chooses the start of a new run; a resumed run keeps its own config")
+        if not folder.last.is_file():
+            raise InputError("no checkpoints/last.pt to resume from", output)
+        state = checkpoint.load(folder.last)
+        if state.get("method") != spec.name:
+            raise InputError(f"the run trains {state.get('method')!r}, not {spec.name!r}", output)
+        base = from_dict(spec.config, state["config"])
+        for name, paths in state.get("method_state", {}).get("data", {}).items():
+            if data.get(name) is None and paths:
+                data[name] = [Path(p) for p in paths]
+        if overrides.get("val_fraction", base.val_fraction) != base.val_fraction:
+            raise OptionError("a resumed run keeps its held-out subjects: --val-fraction applies to new runs")
+    else:
+        if folder.has_run() and not overwrite:
+            raise InputError("already holds a run: --resume to continue it, --overwrite to start again", output)
+        name = preset or "default"
+        if name not in spec.presets:
+            raise OptionError(f"--config must be one of {', '.join(spec.presets)}, got {name!r}")
+        base = spec.presets[name]
+    config = replace(base, **overrides)
+    for option in spec.data:
+        if option.required and not data.get(option.name):
+            raise OptionError(f"--{option.name} is required")
+    return RunPlan(spec, folder, config, data, state)
