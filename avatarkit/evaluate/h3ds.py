@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarkit.errors import AvatarkitWarning, InputError, OptionError
+from avatarkit.errors import AvatarkitWarning, OptionError
 from avatarkit.structures import Mesh, Metrics
 
 H3DS_LANDMARKS = ("right_eye", "left_eye", "nose_tip", "nose_base", "right_lips", "left_lips")
@@ -86,6 +86,7 @@ def evaluate_h3ds(
     import trimesh
     from scipy.spatial import cKDTree
 
+    from avatarkit.io.landmarks import check_vertex_ids
     from avatarkit.io.meshfile import check_sizes
 
     check_sizes(pred, gt, "--input-units")
@@ -93,8 +94,8 @@ def evaluate_h3ds(
     vg = gt.vertices.astype(np.float64) * MM
     if region is not None and region_gt is None:
         raise OptionError("--region face needs the ground truth's region file (--gt-region)")
-    if region_gt is not None and (region_gt.min(initial=0) < 0 or region_gt.max(initial=0) >= len(vg)):
-        raise InputError(f"region indices go past the ground truth's {len(vg)} vertices")
+    if region_gt is not None:
+        check_vertex_ids(region_gt, len(vg), None, "ground-truth region index")
     coarse = np.eye(4)
     if landmarks_pred and landmarks_gt:
         missing = sorted(set(landmarks_gt) - set(landmarks_pred))
@@ -107,8 +108,7 @@ def evaluate_h3ds(
         ip = np.array([landmarks_pred[n] for n in names])
         ig = np.array([landmarks_gt[n] for n in names])
         for which, ids, count in (("prediction", ip, len(vp)), ("ground truth", ig, len(vg))):
-            if ids.min() < 0 or ids.max() >= count:
-                raise InputError(f"a {which} landmark names vertex {int(ids.max())} of {count}")
+            check_vertex_ids(ids, count, None, f"{which} landmark")
         coarse, _, _ = trimesh.registration.procrustes(vp[ip], vg[ig], reflection=False)
         vp = trimesh.transform_points(vp, coarse)
     else:

@@ -54,7 +54,7 @@ def test_face_region_and_bad_inputs(head):
     assert len(face.per_point["gt_to_pred"]) == len(front)
     with pytest.raises(OptionError, match="lacks nose_tip"):
         evaluate_h3ds(pred, head, {k: v for k, v in landmarks.items() if k != "nose_tip"}, landmarks)
-    with pytest.raises(InputError, match="region indices"):
+    with pytest.raises(InputError, match="ground-truth region index names vertex"):
         evaluate_h3ds(pred, head, landmarks, landmarks, np.array([0, 10**7]), "face")
     with pytest.raises(OptionError, match="needs the ground truth's region file"):
         evaluate_h3ds(pred, head, landmarks, landmarks, None, "face")
