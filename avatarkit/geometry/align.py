@@ -41,8 +41,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from avatarkit.errors import AvatarkitWarning, OptionError
+from avatarkit.errors import AvatarkitWarning, MeshError, OptionError
 from avatarkit.structures import Mesh, Transform
+from avatarkit.structures.mesh import ZERO_AREA, surface_area
 
 METHODS = ("point-to-plane", "point-to-point", "generalized")
 ROBUST = ("tukey",)
@@ -442,12 +443,16 @@ def align_meshes(
 
     Raises:
         OptionError: landmark files given but too few shared names.
+        MeshError: a mesh whose faces all have zero area.
     """
     from avatarkit.geometry.surface import sample_surface, surface_normals
     from avatarkit.io.meshfile import check_sizes
 
     options.check()
     low, high = check_scale_range(options.scale_range)
+    for side, mesh in (("source", source), ("target", target)):
+        if not surface_area(mesh.vertices, mesh.faces) > 0:  # ICP samples surfaces: say which has none
+            raise MeshError(f"the {side} mesh: {ZERO_AREA}, so there is no surface to align")
     check_sizes(source, target, "--units")
     init = np.eye(4)
     if options.landmarks:

@@ -11,6 +11,22 @@ import numpy as np
 from avatarkit.errors import ResourceError
 
 MAX_CANDIDATES = 200_000_000
+"""Texel tests (texels in each UV triangle's bounding box, summed) a rasterisation may make:
+its working arrays take about 100 bytes per test."""
+MAX_TEXELS = MAX_CANDIDATES
+"""Texels a texture may have (a 14142 x 14142 square): above it the per-texel working arrays
+alone would take tens of GiB."""
+
+
+def check_texture_size(height: int, width: int, flag: str = "--size") -> None:
+    """Raise :class:`ResourceError` for a texture of more than :data:`MAX_TEXELS` texels,
+    naming the option ``flag`` that sets its size."""
+    texels = int(height) * int(width)
+    if texels > MAX_TEXELS:
+        raise ResourceError(
+            f"a {width} x {height} texture is too large: {texels:,} texels, more than the {MAX_TEXELS:,} "
+            f"that fit in memory here (about 100 bytes of working arrays each); lower {flag}"
+        )
 
 
 def rasterize_uv(uvs: np.ndarray, face_uvs: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -26,6 +42,7 @@ def rasterize_uv(uvs: np.ndarray, face_uvs: np.ndarray, size: int | tuple[int, i
         Where UV islands overlap, the face with the larger index wins.
     """
     h, w = (size, size) if isinstance(size, int) else size
+    check_texture_size(h, w)
     tri = np.asarray(uvs, dtype=np.float64)[np.asarray(face_uvs)]  # (F, 3, 2)
     x = tri[..., 0] * w - 0.5  # texel-centre coordinates: centre of (row, col) at (col, row)
     y = (1.0 - tri[..., 1]) * h - 0.5
@@ -37,7 +54,7 @@ def rasterize_uv(uvs: np.ndarray, face_uvs: np.ndarray, size: int | tuple[int, i
     counts = bw * bh
     total = int(counts.sum())
     if total > MAX_CANDIDATES:
-        raise ResourceError(f"UV rasterisation would test {total} texels; the UV layout is not in [0, 1]?")
+        raise ResourceError(_too_many_tests(total, h, w, np.asarray(uvs)))
     fid = np.repeat(np.arange(len(tri)), counts)
     local = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
     cx = x0[fid] + local % bw[fid]
@@ -59,6 +76,23 @@ def rasterize_uv(uvs: np.ndarray, face_uvs: np.ndarray, size: int | tuple[int, i
     face[cy[inside], cx[inside]] = fid[inside]
     bary[cy[inside], cx[inside]] = np.stack([b0, b1, b2], axis=1)[inside]
     return face, bary
+
+
+def _too_many_tests(total: int, h: int, w: int, uvs: np.ndarray) -> str:
+    """Why a rasterisation would make ``total`` texel tests: a UV layout far outside [0, 1]
+    (its triangles' boxes cover the texture many times over), or else a texture too large."""
+    cover = total / (h * w)
+    if cover > 16:  # a [0, 1] layout's triangle boxes cover the texture a few times at most
+        lo, hi = float(uvs.min()), float(uvs.max())
+        return (
+            f"the UV triangles' boxes cover the {w} x {h} texture {cover:.0f} times over "
+            f"(UVs from {lo:.3g} to {hi:.3g}): not a [0, 1] layout?"
+        )
+    side = int((MAX_CANDIDATES / cover) ** 0.5)
+    return (
+        f"a {w} x {h} texture is too large for this UV layout: rasterising it would test {total:,} texels, "
+        f"more than the {MAX_CANDIDATES:,} that fit in memory; lower --size (to about {side} or less)"
+    )
 
 
 def dilate_into_gutter(image: np.ndarray, covered: np.ndarray) -> np.ndarray:

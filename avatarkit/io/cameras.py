@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,9 @@ OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def read_cameras(path: str | Path, size: tuple[int, int] | None = None) -> Cameras:
-    """Cameras from ``cameras.npz`` (IDR/H3DS), ``transforms.json`` (NeRF) or a views .h5."""
+    """Cameras from ``cameras.npz`` (IDR/H3DS), ``transforms.json`` (NeRF) or a views .h5,
+    checked (:meth:`Cameras.validate`): an :class:`InputError` naming ``path`` for anything
+    unreadable, missing, non-finite or degenerate."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path)
@@ -39,17 +43,16 @@ def read_cameras(path: str | Path, size: tuple[int, int] | None = None) -> Camer
     if suffix == ".json":
         return read_transforms_json(path, size)
     if suffix in HDF5_SUFFIXES:
-        from avatarkit.io.hdf5 import open_h5
+        from avatarkit.io.hdf5 import check_kind, open_h5
 
         with open_h5(path) as f:
-            from avatarkit.io.hdf5 import check_kind
-
-            check_kind(f, path, "views")
+            check_kind(f, path, "views")  # also checks the attributes and the cameras' numbers
             k, w2c = f["/cameras/K"][()], f["/cameras/world_to_cam"][()]
             target = f["/cameras/target"][()] if "/cameras/target" in f else None
-            projection = str(f.attrs["projection"])
+            projection = f.attrs["projection"]
+            projection = projection.decode() if isinstance(projection, bytes) else str(projection)
             width, height = int(f.attrs["width"]), int(f.attrs["height"])
-        return Cameras(k, w2c, projection, *(size or (width, height)), target)
+        return Cameras(k, w2c, projection, *(size or (width, height)), target).validate(path)
     raise InputError("cameras must be an IDR/H3DS cameras.npz, a NeRF transforms.json or a views .h5", path)
 
 
@@ -68,26 +71,48 @@ def decompose_projection(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_idr(path: Path, size: tuple[int, int] | None = None) -> Cameras:
+    """Cameras from an IDR/H3DS ``cameras.npz`` (see the module docstring), checked."""
     try:
         data = np.load(path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"not a readable .npz file ({exc})", path) from None
+    if not hasattr(data, "files"):
+        raise InputError("not an .npz archive (one array, not named arrays)", path)
     ids = sorted(int(m.group(1)) for k in data.files if (m := re.fullmatch(r"world_mat_(\d+)", k)))
     if not ids:
         raise InputError("no world_mat_i arrays (not an IDR/H3DS cameras.npz)", path)
     ks, poses, targets = [], [], []
     for i in ids:
-        p = np.asarray(data[f"world_mat_{i}"], dtype=np.float64)[:3, :4]
+        p = _npz_matrix(data, f"world_mat_{i}", path)[:3, :4]
+        if not np.isfinite(p).all():
+            raise InputError(f"world_mat_{i} has NaN or infinite values", path)
+        if not abs(np.linalg.det(p[:, :3])) > 0:
+            raise InputError(f"world_mat_{i} is degenerate (its 3x3 part K R is singular)", path)
         k, w2c = decompose_projection(p)
         ks.append(k)
         poses.append(w2c)
         if f"scale_mat_{i}" in data.files:  # IDR's unit sphere is centred on the subject
-            targets.append(np.asarray(data[f"scale_mat_{i}"], dtype=np.float64)[:3, 3])
+            targets.append(_npz_matrix(data, f"scale_mat_{i}", path)[:3, 3])
     k0 = ks[0]
     if size is None:
         size = (round(2 * k0[0, 2] + 1), round(2 * k0[1, 2] + 1))
+        if min(size) < 1:
+            raise InputError(
+                f"the principal point ({k0[0, 2]:.4g}, {k0[1, 2]:.4g}) gives no image size; pass --size", path
+            )
     target = np.stack(targets) if len(targets) == len(ids) else None
-    return Cameras(np.stack(ks), np.stack(poses), "perspective", *size, target)
+    return Cameras(np.stack(ks), np.stack(poses), "perspective", *size, target).validate(path)
+
+
+def _npz_matrix(data, name: str, path: Path) -> np.ndarray:
+    """The array ``name`` of an npz as a float64 matrix of at least 3 x 4, or an InputError."""
+    try:  # object arrays (pickles are refused), strings, a damaged archive
+        m = np.asarray(data[name], dtype=np.float64)
+    except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputError(f"{name} is not a readable numeric array ({exc})", path) from None
+    if m.ndim != 2 or m.shape[0] < 3 or m.shape[1] < 4:
+        raise InputError(f"{name} has shape {m.shape}, expected 4 x 4 (or 3 x 4)", path)
+    return m
 
 
 def idr_scale_mat(center: np.ndarray, radius: float) -> np.ndarray:
@@ -112,31 +137,68 @@ def write_idr(path: Path, cameras: Cameras, scale_mat: np.ndarray) -> None:
 
 
 def read_transforms_json(path: Path, size: tuple[int, int] | None = None) -> Cameras:
+    """Cameras from a NeRF ``transforms.json`` (see the module docstring), checked."""
     try:
         meta = json.loads(path.read_text())
-        frames = meta["frames"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"not a NeRF transforms.json ({exc})", path) from None
+    frames = meta.get("frames") if isinstance(meta, dict) else None
+    if not isinstance(frames, list):
+        raise InputError("not a NeRF transforms.json (no list of frames)", path)
     if not frames:
         raise InputError("transforms.json has no frames", path)
+
+    def number(key: str) -> float:
+        value = meta[key]
+        try:
+            number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not np.isfinite(number):
+            raise InputError(f"transforms.json: {key} must be a finite number, got {value!r}", path)
+        return number
+
+    def angle(key: str) -> float:
+        value = number(key)
+        if not 0 < value < np.pi:
+            raise InputError(
+                f"transforms.json: {key} must be a field of view between 0 and pi radians, got {value}", path
+            )
+        return value
+
     if size is None:
         if "w" not in meta or "h" not in meta:
             raise InputError("transforms.json has no w and h; pass --size", path)
-        size = (int(meta["w"]), int(meta["h"]))
+        w, h = number("w"), number("h")
+        if not (w >= 1 and h >= 1 and w == int(w) and h == int(h)):
+            raise InputError(f"transforms.json: w and h must be positive whole numbers, got {w:g} and {h:g}", path)
+        size = (int(w), int(h))
     width, height = size
     if "fl_x" in meta:
-        fx, fy = float(meta["fl_x"]), float(meta.get("fl_y", meta["fl_x"]))
+        fx, fy = number("fl_x"), number("fl_y" if "fl_y" in meta else "fl_x")
     elif "camera_angle_x" in meta:
-        fx = 0.5 * width / np.tan(0.5 * float(meta["camera_angle_x"]))
-        fy = 0.5 * height / np.tan(0.5 * float(meta["camera_angle_y"])) if "camera_angle_y" in meta else fx
+        fx = 0.5 * width / np.tan(0.5 * angle("camera_angle_x"))
+        fy = 0.5 * height / np.tan(0.5 * angle("camera_angle_y")) if "camera_angle_y" in meta else fx
     else:
         raise InputError("transforms.json has neither camera_angle_x nor fl_x", path)
     # NeRF's principal point is in continuous image coordinates (pixel centres at + 0.5)
-    cx = float(meta.get("cx", width / 2)) - 0.5
-    cy = float(meta.get("cy", height / 2)) - 0.5
+    cx = (number("cx") if "cx" in meta else width / 2) - 0.5
+    cy = (number("cy") if "cy" in meta else height / 2) - 0.5
     k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
     poses = []
-    for frame in frames:
-        c2w = np.asarray(frame["transform_matrix"], dtype=np.float64) @ OPENGL_TO_OPENCV
-        poses.append(np.linalg.inv(c2w))
-    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "perspective", width, height)
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, dict) or "transform_matrix" not in frame:
+            raise InputError(f"frame {i} has no transform_matrix", path)
+        try:
+            c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)
+        except (ValueError, TypeError):
+            c2w = np.empty(0)
+        if c2w.shape != (4, 4):
+            raise InputError(f"frame {i}: transform_matrix is not a 4 x 4 matrix of numbers", path)
+        if not np.isfinite(c2w).all():
+            raise InputError(f"frame {i}: transform_matrix has NaN or infinite values", path)
+        try:
+            poses.append(np.linalg.inv(c2w @ OPENGL_TO_OPENCV))
+        except np.linalg.LinAlgError:
+            raise InputError(f"frame {i}: transform_matrix is singular (not a camera pose)", path) from None
+    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "perspective", width, height).validate(path)

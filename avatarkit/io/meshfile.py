@@ -33,6 +33,7 @@ from avatarkit.io.atomic import atomic_paths
 from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES
 from avatarkit.io.units import METRES_PER_UNIT
 from avatarkit.structures import Mesh
+from avatarkit.structures.mesh import ZERO_AREA, empty_mesh_error, surface_area
 
 UP_TO_Y = {
     # rotations taking the file's up axis to +Y, facing direction to +Z
@@ -93,10 +94,12 @@ def load_mesh(path: str | Path, units: str | None = None, up: str = "y", units_f
 def load_pair_member(path: str | Path, units: str | None = None, up: str = "y", units_flag: str = "--units") -> Mesh:
     """:func:`load_mesh` for verbs comparing two meshes, where one may be a mesh file and the
     other a mesh HDF5: ``units`` and ``up`` convert mesh files; HDF5 files are already
-    metres, +Y up, and are read as they are. ``units_flag``: as for :func:`load_mesh`."""
-    if Path(path).suffix.lower() in HDF5_SUFFIXES:
-        return load_mesh(path)
-    return load_mesh(path, units, up, units_flag)
+    metres, +Y up, and are read as they are. ``units_flag``: as for :func:`load_mesh`. A mesh
+    whose faces all have zero area is a :class:`MeshError` naming the file."""
+    mesh = load_mesh(path) if Path(path).suffix.lower() in HDF5_SUFFIXES else load_mesh(path, units, up, units_flag)
+    if not surface_area(mesh.vertices, mesh.faces) > 0:  # nothing to compare: say which file, here
+        raise MeshError(f"{ZERO_AREA} (no surface to compare)", path)
+    return mesh
 
 
 def check_plausible_size(mesh: Mesh, path: str | Path, units_flag: str = "--units") -> None:
@@ -151,14 +154,15 @@ def _read_with_trimesh(path: Path) -> Mesh:
     vertices = np.asarray(loaded.vertices, dtype=np.float64)
     faces = np.asarray(loaded.faces, dtype=np.int64).reshape(-1, 3)
     if len(vertices) == 0 or len(faces) == 0:
-        raise MeshError(f"empty mesh ({len(vertices)} vertices, {len(faces)} faces)", path)
+        raise empty_mesh_error(len(vertices) or _count_points(path), len(faces), path)
+    check_face_indices(faces, len(vertices), path)  # before any indexing: NumPy would wrap -1
     visual = loaded.visual
     uv = getattr(visual, "uv", None)
     texture = _texture_image(visual)
     colors = None
     if getattr(visual, "kind", None) == "vertex":
         colors = np.asarray(visual.vertex_colors)[:, :3]
-    labels = _ply_labels(loaded) if path.suffix.lower() == ".ply" else None
+    labels = _ply_labels(loaded, len(vertices), path) if path.suffix.lower() == ".ply" else None
 
     # weld vertices split at UV seams: identical positions become one vertex again
     welded, first, inverse = np.unique(vertices, axis=0, return_index=True, return_inverse=True)
@@ -180,6 +184,19 @@ def _read_with_trimesh(path: Path) -> Mesh:
     return mesh
 
 
+def _count_points(path: Path) -> int:
+    """How many vertices a file without faces holds (trimesh's ``force="mesh"`` drops a point
+    cloud's vertices, and the error should not say 0 of a file that has some)."""
+    import trimesh
+
+    try:
+        loaded = trimesh.load(path, process=False)
+    except Exception:  # the file read once already; a count is not worth a second error
+        return 0
+    geometries = loaded.geometry.values() if isinstance(loaded, trimesh.Scene) else [loaded]
+    return sum(len(getattr(g, "vertices", ())) for g in geometries)
+
+
 def _texture_image(visual) -> np.ndarray | None:
     material = getattr(visual, "material", None)
     if material is None:
@@ -193,12 +210,40 @@ def _texture_image(visual) -> np.ndarray | None:
     return None if arr.shape[0] <= 2 and arr.shape[1] <= 2 else arr  # trimesh's placeholder
 
 
-def _ply_labels(loaded) -> np.ndarray | None:
+def _ply_labels(loaded, n_vertices: int, path: Path) -> np.ndarray | None:
+    """The ``label`` vertex property of a PLY as int16, or None. trimesh keeps a binary PLY's
+    vertex data as a structured array and an ASCII one's as a dict of arrays."""
     raw = loaded.metadata.get("_ply_raw")
-    if raw is None:
+    if not raw or "vertex" not in raw:
         return None
-    data = raw["vertex"]["data"]
-    return np.asarray(data["label"], dtype=np.int16) if "label" in data.dtype.names else None
+    data = raw["vertex"].get("data")
+    names = data.keys() if isinstance(data, dict) else getattr(getattr(data, "dtype", None), "names", None) or ()
+    if "label" not in names:
+        return None
+    labels = np.asarray(data["label"])
+    if labels.ndim == 2 and labels.shape[1] == 1:  # ASCII PLY: one column per property
+        labels = labels[:, 0]
+    if labels.ndim != 1 or len(labels) != n_vertices or labels.dtype.kind not in "iuf":
+        raise MeshError("the vertex property 'label' must be one number per vertex", path)
+    info = np.iinfo(np.int16)
+    if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+        raise MeshError("the vertex property 'label' must hold whole numbers", path)
+    if labels.min() < info.min or labels.max() > info.max:
+        raise MeshError(f"the vertex property 'label' must lie in [{info.min}, {info.max}]", path)
+    return labels.astype(np.int16)
+
+
+def check_face_indices(faces: np.ndarray, n_vertices: int, path: str | Path | None = None) -> None:
+    """Raise :class:`MeshError` naming ``path`` when a face index is negative or past the
+    ``n_vertices`` vertices (check raw file indices before using them: NumPy wraps -1)."""
+    faces = np.asarray(faces)
+    if faces.size == 0:
+        return
+    low, high = int(faces.min()), int(faces.max())
+    if low < 0:
+        raise MeshError(f"faces index vertex {low}; indices must be 0 to {n_vertices - 1}", path)
+    if high >= n_vertices:
+        raise MeshError(f"faces index vertex {high} but the mesh has {n_vertices} vertices", path)
 
 
 def save_mesh(mesh: Mesh, path: str | Path) -> list[Path]:

@@ -77,22 +77,42 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 def load(path: Path, device: str = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save`; clear errors for anything else."""
-    import pickle
-    import zipfile
+    import warnings
 
     import torch
 
     if not path.is_file():
         raise InputError("no such checkpoint", path)
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        raise InputError(f"not a readable checkpoint ({str(exc).splitlines()[0]})", path) from None
+        with warnings.catch_warnings():  # torch's notes on odd pickles are not the user's business
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for junk input
+        raise InputError(_unreadable(path, exc), path) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputError("not an avatarkit checkpoint", path)
     if int(state.get("version", 0)) > VERSION:
         raise InputError(f"checkpoint version {state['version']} is newer than this avatarkit reads", path)
     return state
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch could not load ``path``, in our words: torch's own message for a weights-only
+    refusal advises loading with ``weights_only=False``, which avatarkit never does."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return "not a checkpoint (not a PyTorch file: neither a zip archive nor a pickle)"
+    text = str(exc)
+    if "weights_only" in text or "Weights only" in text:
+        return (
+            "not an avatarkit checkpoint (a PyTorch file holding Python objects beyond tensors and plain values, "
+            "which avatarkit does not load)"
+        )
+    first = text.splitlines()[0] if text.strip() else type(exc).__name__
+    return f"not a readable checkpoint, damaged or truncated? ({first})"
 
 
 def find(run: Path, which: str = "best") -> Path:

@@ -9,12 +9,51 @@ pixels per metre. A rig may also know its ``target``: the world point each camer
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
-from avatarkit.errors import OptionError
+from avatarkit.errors import InputError, OptionError
 
 PROJECTIONS = ("perspective", "orthographic")
+ROTATION_TOLERANCE = 1e-3
+"""Largest entry of R R^T - I accepted for a pose's rotation (files store float32 or decimals)."""
+
+
+def camera_problems(k: np.ndarray, world_to_cam: np.ndarray, target: np.ndarray | None = None) -> list[str]:
+    """Every way a rig's numbers cannot be used, as short sentences naming the first camera
+    each applies to (empty when usable): non-finite values, focal lengths that are not
+    positive, poses whose rotation is not a rotation (singular, scaled, reflected).
+
+    Args:
+        k: (N, 3, 3) intrinsics. world_to_cam: (N, 4, 4) or (N, 3, 4) poses. target: (N, 3) or None.
+    """
+    k = np.asarray(k, dtype=np.float64).reshape(-1, 3, 3)
+    pose = np.asarray(world_to_cam, dtype=np.float64)
+    problems = []
+
+    def first(bad: np.ndarray, what: str) -> None:
+        bad = np.asarray(bad).reshape(len(bad), -1).any(axis=1)
+        if bad.any():
+            count = f" (and {int(bad.sum()) - 1} more)" if bad.sum() > 1 else ""
+            problems.append(f"camera {int(np.argmax(bad))}: {what}{count}")
+
+    first(~np.isfinite(k), "K has NaN or infinite values")
+    fx, fy = k[:, 0, 0], k[:, 1, 1]
+    first(
+        np.isfinite(k).all(axis=(1, 2)) & ~((fx > 0) & (fy > 0)), "the focal lengths K[0, 0], K[1, 1] are not positive"
+    )
+    finite = np.isfinite(pose).all(axis=(1, 2))
+    first(~finite, "world_to_cam has NaN or infinite values")
+    r = np.where(finite[:, None, None], pose[:, :3, :3], np.eye(3))
+    off = np.abs(r @ np.swapaxes(r, 1, 2) - np.eye(3)).max(axis=(1, 2))
+    first(
+        (off > ROTATION_TOLERANCE) | (np.linalg.det(r) < 0),
+        "world_to_cam's 3x3 part is not a rotation (degenerate, scaled or a reflection)",
+    )
+    if target is not None:
+        first(~np.isfinite(np.asarray(target, dtype=np.float64)), "target has NaN or infinite values")
+    return problems
 
 
 @dataclasses.dataclass
@@ -48,6 +87,17 @@ class Cameras:
 
     def __len__(self) -> int:
         return len(self.K)
+
+    def validate(self, source: str | Path | None = None) -> Cameras:
+        """These cameras, checked as a camera file is read: raise :class:`InputError` naming
+        ``source`` when they are empty or :func:`camera_problems` finds anything (a K of zeros
+        would render nothing, a NaN pose garbage)."""
+        if len(self) == 0:
+            raise InputError("no cameras", source)
+        problems = camera_problems(self.K, self.world_to_cam, self.target)
+        if problems:
+            raise InputError(problems[0], source)
+        return self
 
     def centers(self) -> np.ndarray:
         """(N, 3) camera centres in the world (for orthographic: the image plane's centre)."""

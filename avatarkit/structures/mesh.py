@@ -14,6 +14,28 @@ import numpy as np
 
 from avatarkit.errors import MeshError
 
+EMPTY_MESH = "empty mesh"
+ZERO_AREA = "every face has zero area"
+"""How the errors for a mesh without a surface begin: what evaluate-chamfer scores as a failed
+reconstruction (:func:`is_failed_surface`) rather than an unreadable file."""
+
+
+def empty_mesh_error(n_vertices: int, n_faces: int, source: str | Path | None = None) -> MeshError:
+    """The error for a mesh with no vertices or no faces, the same from every reader."""
+    return MeshError(f"{EMPTY_MESH} ({n_vertices} vertices, {n_faces} faces)", source)
+
+
+def is_failed_surface(exc: Exception) -> bool:
+    """Whether ``exc`` says a mesh has no surface (empty, or every face of zero area)."""
+    return isinstance(exc, MeshError) and exc.message.startswith((EMPTY_MESH, ZERO_AREA))
+
+
+def surface_area(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Total area of the triangles, float64 (0 for a degenerate mesh)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    return float(0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1).sum())
+
 
 @dataclasses.dataclass
 class Landmarks:
@@ -153,7 +175,7 @@ class Mesh:
         """
         v, f = self.vertices, self.faces
         if len(v) == 0 or len(f) == 0:
-            raise MeshError(f"empty mesh ({len(v)} vertices, {len(f)} faces)", source)
+            raise empty_mesh_error(len(v), len(f), source)
         bad = ~np.isfinite(v).all(axis=1)
         if bad.any():
             raise MeshError(

@@ -26,7 +26,7 @@ import numpy as np
 
 from avatarkit.errors import AvatarkitWarning, InputError, MeshError, OptionError
 from avatarkit.geometry.surface import interpolate, vertex_normals
-from avatarkit.geometry.uv_raster import dilate_into_gutter, rasterize_uv
+from avatarkit.geometry.uv_raster import check_texture_size, dilate_into_gutter, rasterize_uv
 from avatarkit.io.view_folders import IuvImages
 from avatarkit.structures import Cameras, Mesh, Texture, Views
 
@@ -107,6 +107,8 @@ def check_unwrap(
         raise OptionError(f"--size must be positive, got {size}")
     if isinstance(views, IuvImages) and (has_mesh or atlas or symmetric):
         raise OptionError("DensePose IUV images fill DensePose's own atlas: give no mesh, --atlas or --symmetric")
+    if size is not None:
+        check_texture_size(*((6 * size, 4 * size) if isinstance(views, IuvImages) else (size, size)))
 
 
 def unwrap(
@@ -266,6 +268,7 @@ def splat_uv_images(views: Views, size: int = 1024) -> Texture:
         raise OptionError("the views have no /images/uv; give the mesh, or render with a UV-mapped mesh")
     if size < 1:
         raise OptionError(f"--size must be positive, got {size}")
+    check_texture_size(size, size)
     cameras = views.cameras()
     accum = np.zeros((size * size, 3))
     weight = np.zeros(size * size)
@@ -345,6 +348,7 @@ def splat_iuv_images(rgb: np.ndarray, iuv: np.ndarray, tile: int = 200, names=No
     if tile < 1:
         raise OptionError(f"--size must be positive, got {tile}")
     h, w = 6 * tile, 4 * tile
+    check_texture_size(h, w)
     accum = np.zeros((h * w, 3))
     count = np.zeros(h * w)
     empty = []

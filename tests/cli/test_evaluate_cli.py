@@ -130,7 +130,8 @@ def test_h3ds_empty_prediction_is_a_failure_row_and_its_options_are_checked(tmp_
     r = invoke("evaluate-chamfer", tmp_path / "empty.obj", gt, "--protocol", "h3ds", "--json")
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)
-    assert row["gt_to_pred"] == float("inf") and row["pred_to_gt"] == float("inf") and "empty mesh" in row["error"]
+    # strict JSON: the infinite distances are null, the row's error says it failed
+    assert row["gt_to_pred"] is None and row["pred_to_gt"] is None and "empty mesh" in row["error"]
     assert_clean_failure(invoke("evaluate-chamfer", gt, gt, "--protocol", "h3ds", "--samples", 10), "--samples")
     assert_clean_failure(invoke("evaluate-chamfer", tmp_path / "absent.obj", gt, "--protocol", "h3ds"), "no such")
 

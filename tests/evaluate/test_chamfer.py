@@ -94,7 +94,7 @@ def test_cli_folders_by_stem_with_a_summary_and_an_empty_prediction(tmp_path):
     assert rows["a.obj"]["p2s"] == pytest.approx(0.1, abs=3e-3) and rows["b.obj"]["p2s"] == pytest.approx(
         0.05, abs=3e-3
     )
-    assert rows["c.obj"]["chamfer_l1"] == float("inf") and "empty mesh" in rows["c.obj"]["error"]
+    assert rows["c.obj"]["chamfer_l1"] is None and "empty mesh" in rows["c.obj"]["error"]  # inf: null in JSON
     assert out["summary"]["p2s"]["median"] == pytest.approx(0.1, abs=3e-3)
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("preds/a.obj gts/a.h5\n# a comment\npreds/b.obj gts/b.h5\n")
