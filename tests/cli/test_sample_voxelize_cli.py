@@ -92,7 +92,10 @@ def test_voxelize_resolution_and_geopifu_with_binvox_export(humans, tmp_path):
 
     v = read_artifact(out, "voxels")
     assert v.occupancy.shape == (128, 192, 128)
-    assert np.array_equal(read_binvox(tmp_path / "body_vox.binvox").occupancy, v.occupancy)
+    cube = read_binvox(tmp_path / "body_vox.binvox")  # padded to 192^3 at the high ends, same indices
+    assert cube.occupancy.shape == (192, 192, 192) and cube.occupancy.sum() == v.occupancy.sum()
+    assert np.array_equal(cube.occupancy[:128, :, :128], v.occupancy)
+    assert np.allclose(cube.origin, v.origin) and cube.pitch == pytest.approx(v.pitch)
 
 
 @pytest.mark.parametrize("case", ["missing", "wrong kind", "truncated", "empty", "nan", "faces past vertices"])
