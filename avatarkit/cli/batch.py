@@ -1,19 +1,26 @@
 """Many inputs, one output each: the loop every file-to-file verb shares.
 
 ``-o`` names a file when it has an HDF5 suffix (one input only), otherwise a folder that
-receives ``STEM.h5`` per input. Outputs that are already complete are skipped unless
-``--overwrite``; a bad input is reported (one red line naming it) and the others go on;
-the verb exits 1 at the end if any input failed. ``--jobs N`` runs N worker processes,
-each with its share of the CPU threads.
+receives ``STEM.h5`` per input. Before any work, every output is checked (it must not be an
+input, a folder, or a file avatarkit did not write unless ``--overwrite``, and its folder must
+be writable). Outputs that are already complete are skipped unless ``--overwrite``; each
+input's outputs land together or not at all; a bad input is reported (one red line naming it)
+and the others go on; the verb exits 1 at the end if any input failed. ``--jobs N`` runs N
+worker processes, each with its share of the CPU threads. ``--shard K/N`` takes the inputs
+whose output stem falls in shard K of N (a hash of the stem: the same split whatever the
+order of the inputs or the machine), so N jobs of a scheduler together do the whole run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -43,6 +50,8 @@ def plan_outputs(inputs: list[Path], output: Path, file_suffixes=HDF5_SUFFIXES) 
         if len(inputs) > 1:
             raise OptionError(f"{len(inputs)} inputs need an output folder, not the file {output}")
         return [(inputs[0], output)]
+    if output.is_file():
+        raise OptionError(f"{output} is a file: {len(inputs)} inputs need an output folder")
     seen: dict[str, Path] = {}
     for path in inputs:
         if path.stem in seen:
@@ -51,30 +60,57 @@ def plan_outputs(inputs: list[Path], output: Path, file_suffixes=HDF5_SUFFIXES) 
     return [(path, output / f"{path.stem}.h5") for path in inputs]
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``K/N`` (1 <= K <= N) as (K, N); None for None."""
+    if text is None:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.strip().isdigit() and n.strip().isdigit()) or not 1 <= int(k) <= int(n):
+        raise OptionError(f"--shard takes K/N with 1 <= K <= N (e.g. 3/10), got {text!r}")
+    return int(k), int(n)
+
+
+def in_shard(output: Path, shard: tuple[int, int] | None) -> bool:
+    """Whether ``output`` belongs to ``shard`` (K, N): by a hash of its stem."""
+    if shard is None:
+        return True
+    k, n = shard
+    digest = int.from_bytes(hashlib.sha1(output.stem.encode()).digest()[:8], "big")
+    return digest % n == k - 1
+
+
 def for_input(provenance, src: Path):
     """The verb's provenance with ``src`` as the one input of this output."""
     return dataclasses.replace(provenance, inputs=(str(src),))
 
 
 def run(
-    job: Callable[[Path, Path], dict],
-    pairs: list[tuple[Path, Path]],
+    job: Callable[[Any, Path], dict],
+    pairs: list[tuple[Any, Path]],
     kind: str,
     overwrite: bool = False,
     jobs: int = 1,
     quiet: bool = False,
     label: str = "",
+    shard: str | None = None,
+    inputs: Iterable[Path | None] = (),
+    extra_outputs: Callable[[Path], list[Path]] | None = None,
 ) -> list[Outcome]:
     """Run ``job(input, output) -> info`` over ``pairs``; print failures and warnings as they come.
 
-    ``job`` must be picklable (a module-level function or a ``functools.partial`` of one)
-    when ``jobs > 1``. It writes its output atomically and raises
-    :class:`AvatarkitError` for bad input.
+    ``inputs``: the other files the verb reads (none may be an output); ``extra_outputs``:
+    the files an output brings with it (an export beside it), checked as it is. ``job`` must
+    be picklable (a module-level function or a ``functools.partial`` of one) when ``jobs > 1``;
+    it raises :class:`AvatarkitError` for bad input.
     """
     from avatarkit.io.hdf5 import is_complete
+    from avatarkit.io.outputs import check_outputs
 
     if jobs < 1:
         raise OptionError(f"--jobs must be at least 1, got {jobs}")
+    chosen = parse_shard(shard)
+    pairs = [(src, dst) for src, dst in pairs if in_shard(dst, chosen)]
+    read = [*inputs, *(src for src, _ in pairs if isinstance(src, Path))]
     outcomes: list[Outcome] = []
     todo = []
     for src, dst in pairs:
@@ -82,6 +118,8 @@ def run(
             outcomes.append(Outcome(str(src), str(dst), "skipped"))
         else:
             todo.append((src, dst))
+    for _, dst in todo:  # every output, before any work
+        check_outputs([dst, *(extra_outputs(dst) if extra_outputs else [])], read, kind, overwrite)
     with console.progress(quiet) as bar:
         task = bar.add_task(label, total=len(todo))
         for outcome in _results(job, todo, jobs):
@@ -133,21 +171,39 @@ def _results(job, todo, jobs):
     threads = max(1, cpu_threads() // workers)
     # spawn, not fork: warp, torch and OpenGL state must not be shared with a parent
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    try:
         futures = [pool.submit(_attempt, job, src, dst) for src, dst in todo]
         for future in as_completed(futures):
             yield future.result()
+    except BaseException:  # Ctrl-C or SIGTERM: stop the workers; each removes its temporary files
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            if process.is_alive():
+                process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _init_worker(threads: int) -> None:
     os.environ["AVATARKIT_THREADS"] = str(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops the run
+    signal.signal(signal.SIGTERM, _terminated)  # a write in progress is abandoned cleanly
 
 
-def _attempt(job, src: Path, dst: Path) -> Outcome:
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _attempt(job, src, dst: Path) -> Outcome:
+    from avatarkit.io.atomic import landing
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AvatarkitWarning)
         try:
-            info = job(src, dst)
+            with landing():  # the output and what comes with it (exports, previews) land together
+                info = job(src, dst)
             status, message = "written", ""
         except AvatarkitError as exc:
             # every failure names its input, even when the core did not know the file
@@ -160,5 +216,5 @@ def _attempt(job, src: Path, dst: Path) -> Outcome:
     return Outcome(str(src), str(dst), status, message, notes, info or {})
 
 
-def _naming(message: str, src: Path) -> str:
+def _naming(message: str, src) -> str:
     return message if message.startswith(str(src)) else f"{src}: {message}"

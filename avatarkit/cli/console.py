@@ -7,6 +7,7 @@ for and verbs compose in shell pipelines.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from contextvars import ContextVar
 from typing import Any
@@ -31,16 +32,24 @@ def info(message: str, quiet: bool = False) -> None:
 
 
 def emit_json(payload: Any) -> None:
-    """Write ``payload`` as JSON on stdout (numpy scalars and paths made plain)."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=_plain) + "\n")
+    """Write ``payload`` as strict JSON on stdout: numpy scalars and arrays and paths made plain,
+    and non-finite numbers (a failed reconstruction's infinite distances) as null, since
+    strict parsers reject ``Infinity`` and ``NaN``; the payload says why elsewhere (``error``)."""
+    sys.stdout.write(json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
-def _plain(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
+def _strict(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _strict(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     return str(value)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avatarkit.cli import console
-from avatarkit.cli.options import Json, Quiet, Units, Up
+from avatarkit.cli.options import Json, Overwrite, Quiet, Units, Up
 
 
 def convert(
@@ -16,6 +16,7 @@ def convert(
     target: Annotated[Path, typer.Argument(help="Output: .obj .ply .glb .gltf .off or .h5.")],
     units: Units = None,
     up: Up = "y",
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -25,7 +26,10 @@ def convert(
     wherever the target format can hold them; a warning names what it cannot.
     """
     from avatarkit.io.convert import convert_mesh
+    from avatarkit.io.outputs import check_outputs
 
+    companions = [target.with_suffix(".mtl"), target.with_suffix(".png")] if target.suffix.lower() == ".obj" else []
+    check_outputs([target, *companions], [source], "mesh", overwrite)  # an OBJ may bring its MTL and PNG
     written, dropped = convert_mesh(source, target, units=units, up=up, provenance=console.provenance([source]))
     for what in dropped:
         console.warning(f"{target}: the {target.suffix.lstrip('.').upper()} format cannot hold {what}; dropped")

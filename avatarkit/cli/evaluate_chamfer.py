@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import console
-from avatarkit.cli.options import Device, Json, Quiet, Seed, Up
+from avatarkit.cli.options import Device, Json, Overwrite, Quiet, Seed, Shard, Up
 from avatarkit.errors import OptionError
 from avatarkit.evaluate.pairs import PROTOCOL_NAMES, REGIONS
 from avatarkit.io.units import UNIT_NAMES
@@ -45,6 +45,8 @@ def evaluate_chamfer(
     seed: Seed = 0,
     device: Device = "auto",
     up: Up = "y",
+    overwrite: Overwrite = False,
+    shard: Shard = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -53,50 +55,71 @@ def evaluate_chamfer(
     Prints accuracy (prediction to ground truth), completeness (the reverse), chamfer_l1,
     chamfer_l2, p2s (ground-truth samples to the predicted surface, exact),
     normal_consistency, fscore at each --tau and hausdorff. An empty prediction is
-    reported with infinite distances, not as an error.
+    reported with infinite distances (null in --json), not as an error. Of several pairs, one
+    that cannot be read is reported by name and the others still scored; the exit code is 1.
     """
+    from avatarkit.cli.batch import in_shard, parse_shard
     from avatarkit.device import resolve_device
-    from avatarkit.evaluate.pairs import H3dsOptions, choose_protocol, evaluate_pair, find_pairs, summarize
+    from avatarkit.evaluate.heatmap import check_heatmap_path, write_heatmap
+    from avatarkit.evaluate.pairs import H3dsOptions, Unreadable, choose_protocol, evaluate_pairs, find_pairs, summarize
+    from avatarkit.io.atomic import landing
     from avatarkit.io.hdf5 import write_artifact
+    from avatarkit.io.outputs import check_outputs
 
     h3ds = H3dsOptions(region, landmarks_pred, landmarks_gt, gt_region)
     chosen = choose_protocol(protocol, samples, units, tuple(tau) if tau else None, h3ds)
-    pairs = find_pairs(pred, gt)
+    chosen_shard = parse_shard(shard)
+    pairs = [(p, g) for p, g in find_pairs(pred, gt) if in_shard(p, chosen_shard)]
     if len(pairs) > 1 and (output is not None or heatmap is not None or chosen is None):
         raise OptionError(
             "--protocol h3ds takes one pair (its landmark and region files are per scene)"
             if chosen is None
             else "-o and --heatmap take one pair; run them per pair"
         )
-    device = resolve_device(device)
-    rows = []
-    with console.progress(quiet or len(pairs) == 1) as bar:
+    if heatmap is not None:
+        check_heatmap_path(heatmap)
+    read = [pred, gt, landmarks_pred, landmarks_gt, gt_region, *(f for pair in pairs for f in pair)]
+    check_outputs([p for p in (output,) if p is not None], read, "metrics", overwrite)
+    check_outputs([p for p in (heatmap,) if p is not None], read, None, overwrite)
+    device = resolve_device(device, "torch" if heatmap is not None and heatmap.suffix.lower() == ".png" else "warp")
+    rows, unreadable = [], []
+    with console.progress(quiet or len(pairs) <= 1) as bar:
         task = bar.add_task("evaluate", total=len(pairs))
-        for p, g in pairs:
-            result = evaluate_pair(p, g, chosen, h3ds, seed, device, input_units, up)
+        for result in evaluate_pairs(pairs, chosen, h3ds, seed, device, input_units, up):
+            bar.advance(task)
+            if isinstance(result, Unreadable):
+                console.error(result.message)
+                unreadable.append({"pred": str(result.pred), "gt": str(result.gt), "error": result.message})
+                continue
             rows.append(result.row)
-            if output is not None:
-                write_artifact(output, result.metrics, console.provenance([p, g]))
-            if heatmap is not None and result.prediction is not None:
-                from avatarkit.evaluate.heatmap import write_heatmap
-
-                write_heatmap(heatmap, result.prediction, result.ground_truth, device)
+            with landing():  # the metrics file and the heat map land together
+                if output is not None:
+                    write_artifact(output, result.metrics, console.provenance([result.row["pred"], result.row["gt"]]))
+                if heatmap is not None and result.prediction is not None:
+                    write_heatmap(heatmap, result.prediction, result.ground_truth, device)
             if len(pairs) > 1 and not json:
                 console.info(_line(rows[-1]), quiet)
-            bar.advance(task)
     failed = sum("error" in r for r in rows)
     if len(pairs) == 1:
-        result = rows[0]
+        summary = rows[0]
     else:
-        result = {"pairs": rows, "n_pairs": len(rows), "n_failed": failed, "summary": summarize(rows)}
+        summary = {"pairs": rows, "n_pairs": len(rows), "n_failed": failed, "summary": summarize(rows) if rows else {}}
+        if unreadable:
+            summary["unreadable"] = unreadable
     if json:
-        console.emit_json(result)
+        console.emit_json(summary)  # strict JSON: infinite distances are null
     elif len(pairs) == 1:
         console.info(_line(rows[0]), quiet)
     else:
         console.info(f"{len(rows)} pairs, {failed} failed (infinite distances: see the medians)", quiet)
-        for name, stats in result["summary"].items():
+        for name, stats in summary["summary"].items():
             console.info(f"{name}: mean {stats['mean']:.5g}, median {stats['median']:.5g}", quiet)
+    if unreadable:
+        console.error(
+            f"{len(unreadable)} of {len(pairs)} pairs could not be read: "
+            f"{', '.join(u['pred'] for u in unreadable)} ({len(rows)} scored)"
+        )
+        raise typer.Exit(1)
 
 
 def _line(row: dict) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import console
-from avatarkit.cli.options import Device, Json, Quiet, Seed, Units, Up
+from avatarkit.cli.options import Device, Json, Overwrite, Quiet, Seed, Units, Up
 from avatarkit.geometry.align import METHODS, ROBUST
 
 
@@ -45,6 +45,7 @@ def icp_align(
     device: Device = "auto",
     units: Units = None,
     up: Up = "y",
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -57,11 +58,15 @@ def icp_align(
     they share names.
     """
     from avatarkit.device import resolve_device
+    from avatarkit.errors import OptionError
     from avatarkit.geometry.align import AlignOptions, align_meshes, moved_mesh
+    from avatarkit.io.atomic import landing
     from avatarkit.io.convert import write_mesh
+    from avatarkit.io.formats import is_hdf5, is_mesh_file
     from avatarkit.io.hdf5 import write_artifact
     from avatarkit.io.landmarks import check_vertex_ids, read_landmark_file
     from avatarkit.io.meshfile import load_pair_member
+    from avatarkit.io.outputs import check_outputs
 
     options = AlignOptions(
         method=method,
@@ -75,7 +80,13 @@ def icp_align(
         samples=samples,
     )
     options.check()
-    device = resolve_device(device)
+    read = [source, target, landmarks_source, landmarks_target]
+    check_outputs([output], read, "transform", overwrite)
+    if aligned is not None:
+        if not (is_hdf5(aligned) or is_mesh_file(aligned)):
+            raise OptionError(f"--aligned must name a mesh file (.h5, .obj, .ply, .glb, .gltf, .off), got {aligned}")
+        check_outputs([aligned], read, "mesh", overwrite)
+    device = resolve_device(device, "warp")
     src, tgt = load_pair_member(source, units, up), load_pair_member(target, units, up)
     named = {}
     for side, path, mesh in (("source", landmarks_source, src), ("target", landmarks_target, tgt)):
@@ -83,9 +94,10 @@ def icp_align(
             named[side] = read_landmark_file(path)
             check_vertex_ids(named[side], len(mesh.vertices), path, "landmark")
     result = align_meshes(src, tgt, options, named.get("source"), named.get("target"), seed, device)
-    written = [write_artifact(output, result, console.provenance([source, target]))]
-    if aligned is not None:
-        written += write_mesh(moved_mesh(src, result), aligned, console.provenance([source]))
+    with landing():  # the transform and the moved mesh land together
+        written = [write_artifact(output, result, console.provenance([source, target]))]
+        if aligned is not None:
+            written += write_mesh(moved_mesh(src, result), aligned, console.provenance([source]))
     summary = {
         "written": [str(p) for p in written],
         "scale": result.scale,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import batch, console
-from avatarkit.cli.options import Device, Json, Overwrite, Quiet
+from avatarkit.cli.options import Device, Json, Overwrite, Quiet, Shard
 from avatarkit.methods.checkpoint import WHICH
 
 
@@ -64,6 +64,7 @@ def reconstruct(
     ] = False,
     device: Device = "auto",
     overwrite: Overwrite = False,
+    shard: Shard = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -90,10 +91,6 @@ def reconstruct(
     if mask is not None and mask_threshold is not None:
         raise OptionError("--mask and --mask-threshold both give the mask; pass one")
     pairs = batch.plan_outputs(inputs, output, (*MESH_SUFFIXES, *HDF5_SUFFIXES))
-    given = {p.resolve() for p in [*inputs, *([mask] if mask is not None and mask.is_file() else [])]}
-    clash = [_preview_path(dst) for _, dst in pairs if preview and _preview_path(dst).resolve() in given]
-    if clash:
-        raise OptionError(f"--preview would write over the input {clash[0]}; choose another -o")
     if mask is not None and mask.is_file() and len(inputs) > 1:
         raise OptionError("one --mask file for several images: give a folder of masks named like the images")
     device = resolve_device(device)
@@ -115,7 +112,9 @@ def reconstruct(
         device=device,
         provenance=console.provenance(),
     )
-    outcomes = batch.run(job, pairs, "mesh", overwrite, 1, quiet, "reconstruct")
+    side = [mask, camera, trained.path]
+    previews = functools.partial(_previews, preview=preview)
+    outcomes = batch.run(job, pairs, "mesh", overwrite, 1, quiet, "reconstruct", shard, side, previews)
     batch.finish(outcomes, json, quiet, "meshes")
 
 
@@ -147,6 +146,10 @@ def _reconstruct_one(
         "seconds": round(time.perf_counter() - started, 3),
         "height_m": float(np.ptp(result.mesh.vertices[:, 1])),
     }
+
+
+def _previews(output: Path, preview: bool) -> list[Path]:
+    return [_preview_path(output)] if preview else []
 
 
 def _preview_path(output: Path) -> Path:

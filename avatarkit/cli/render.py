@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import batch, console
-from avatarkit.cli.options import Device, Jobs, Json, Overwrite, Quiet, Seed, Units, Up
+from avatarkit.cli.options import Device, Jobs, Json, MaxMemory, Overwrite, Quiet, Seed, Shard, Units, Up
 from avatarkit.io.formats import is_hdf5
 from avatarkit.io.view_folders import EXPORTS
 from avatarkit.render.render import ALBEDOS, LIGHTINGS
@@ -27,6 +27,13 @@ def render(
     pitch: Annotated[
         list[float] | None, typer.Option(help="Camera elevation in degrees; repeat for several rings.")
     ] = None,
+    yaws: Annotated[
+        tuple[float, float],
+        typer.Option(
+            help="Yaw range of the cameras in degrees, MIN MAX (0: the subject's front, 90: its left).",
+            metavar="MIN MAX",
+        ),
+    ] = (0.0, 360.0),
     size: Annotated[int | None, typer.Option(help="Image width and height in pixels (default 512).")] = None,
     projection: Annotated[Literal[PROJECTIONS], typer.Option()] = "perspective",
     fov: Annotated[float, typer.Option(help="Vertical field of view in degrees (perspective).")] = 40.0,
@@ -58,12 +65,14 @@ def render(
         Literal[EXPORTS] | None,
         typer.Option(help="idr: image/, mask/, cameras.npz (IDR/H3DS layout); png: PNGs and a contact sheet."),
     ] = None,
+    max_memory: MaxMemory = None,
     seed: Seed = 0,
     device: Device = "auto",
     jobs: Jobs = 1,
     units: Units = None,
     up: Up = "y",
     overwrite: Overwrite = False,
+    shard: Shard = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -76,7 +85,7 @@ def render(
     """
     import functools
 
-    from avatarkit.device import resolve_device
+    from avatarkit.device import memory_limit, resolve_device
     from avatarkit.errors import OptionError
     from avatarkit.io.view_folders import check_export
     from avatarkit.render.render import RenderConfig
@@ -91,9 +100,10 @@ def render(
         ssaa=ssaa,
     )
     config.check()
-    rig_spec = RigSpec(views, tuple(pitch or (0.0,)), size, projection, fov, rig, preset, cameras)
+    rig_spec = RigSpec(views, tuple(pitch or (0.0,)), tuple(yaws), size, projection, fov, rig, preset, cameras)
     rig_spec.check()
     check_export(export, rig_spec.orthographic)
+    limit = memory_limit(max_memory)
     if export is None:
         pairs = batch.plan_outputs(inputs, output)
     elif is_hdf5(output):
@@ -108,17 +118,35 @@ def render(
         config=config,
         texture=texture,
         export=export,
+        limit=limit,
         seed=seed,
         device=resolve_device(device),
         units=units,
         up=up,
         provenance=console.provenance(),
     )
-    outcomes = batch.run(job, pairs, "views", overwrite, jobs, quiet, "render")
+    side = [texture, cameras, hdri]
+    outcomes = batch.run(
+        job,
+        pairs,
+        "views",
+        overwrite,
+        jobs,
+        quiet,
+        "render",
+        shard,
+        side,
+        functools.partial(_export_files, export=export),
+    )
     batch.finish(outcomes, json, quiet, "views files")
 
 
-def _render_one(src, dst, *, rig, config, texture, export, seed, device, units, up, provenance):
+def _export_files(dst: Path, export: str | None) -> list[Path]:
+    """The exported files of fixed name beside a views file (checked before any work)."""
+    return {"idr": [dst.parent / "cameras.npz"], "png": [dst.parent / "contact_sheet.png"]}.get(export, [])
+
+
+def _render_one(src, dst, *, rig, config, texture, export, limit, seed, device, units, up, provenance):
     from avatarkit.io.hdf5 import read_artifact, write_artifact
     from avatarkit.io.meshfile import load_mesh
     from avatarkit.io.view_folders import export_views
@@ -127,7 +155,7 @@ def _render_one(src, dst, *, rig, config, texture, export, seed, device, units, 
     mesh = load_mesh(src, units, up)
     if texture is not None:
         mesh = mesh.with_texture(read_artifact(texture, "texture").texture, src)
-    views = render_rig(mesh, rig, config, seed, device, export)
+    views = render_rig(mesh, rig, config, seed, device, export, max_bytes=limit)
     if export is not None:
         export_views(dst.parent, views, export, mesh)
     write_artifact(dst, views, batch.for_input(provenance, src))  # last: its presence means complete

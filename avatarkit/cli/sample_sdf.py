@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import batch, console
-from avatarkit.cli.options import Bounds, Device, Jobs, Json, Overwrite, Quiet, Seed, Units, Up
+from avatarkit.cli.options import Bounds, Device, Jobs, Json, Overwrite, Quiet, Seed, Shard, Units, Up
 from avatarkit.geometry.sample_sdf import BACKENDS, PRESETS
 from avatarkit.geometry.sdf import SIGN_METHODS
 
@@ -53,6 +53,7 @@ def sample_sdf(
     units: Units = None,
     up: Up = "y",
     overwrite: Overwrite = False,
+    shard: Shard = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -85,12 +86,12 @@ def sample_sdf(
         _sample_one,
         config=config,
         seed=seed,
-        device=resolve_device(device),
+        device=resolve_device(device, "warp"),
         units=units,
         up=up,
         provenance=console.provenance(),
     )
-    outcomes = batch.run(job, pairs, "samples", overwrite, jobs, quiet, "sample-sdf")
+    outcomes = batch.run(job, pairs, "samples", overwrite, jobs, quiet, "sample-sdf", shard)
     batch.finish(outcomes, json, quiet, "samples files")
 
 

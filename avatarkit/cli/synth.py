@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import batch, console
-from avatarkit.cli.options import Device, Json, OutputDir, Overwrite, Quiet, Seed
+from avatarkit.cli.options import Device, Json, OutputDir, Overwrite, Quiet, Seed, Shard
 from avatarkit.synth.generate import GENDERS, PARTS, POSES, TEXTURES
 
 
@@ -30,6 +30,7 @@ def synth(
     part: Annotated[Literal[PARTS], typer.Option(help="head: head and neck only.")] = "body",
     device: Device = "auto",
     overwrite: Overwrite = False,
+    shard: Shard = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -66,7 +67,7 @@ def synth(
             quiet,
         )
     job = functools.partial(_synth_one, generator=_Generator(config, device), provenance=console.provenance())
-    outcomes = batch.run(job, pairs, "mesh", overwrite, 1, quiet, "synth")
+    outcomes = batch.run(job, pairs, "mesh", overwrite, 1, quiet, "synth", shard)
     batch.finish(outcomes, json, quiet, "people")
 
 

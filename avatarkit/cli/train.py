@@ -178,6 +178,7 @@ def _train(
         "best_value": result.best_value,
         "metrics": result.metrics,
         "samples_per_s": round(result.samples_per_s, 3),
+        "time_up": result.time_up,
         "seconds": round(time.perf_counter() - started, 1),
         **method.summary(),
     }
@@ -186,7 +187,8 @@ def _train(
     if result.interrupted:
         console.info(f"interrupted at step {result.steps}: saved {result.last}; continue with --resume", json and quiet)
         raise typer.Exit(130)
-    console.info(f"trained {result.steps} steps into {output} ({summary['seconds']} s)", quiet or json)
+    budget = " (the --max-time budget)" if result.time_up else ""
+    console.info(f"trained {result.steps} steps into {output} in {summary['seconds']} s{budget}", quiet or json)
 
 
 class _Progress(Reporter):

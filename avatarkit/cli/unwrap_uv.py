@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from avatarkit.cli import console
-from avatarkit.cli.options import Device, Json, Quiet, Units, Up
+from avatarkit.cli import batch, console
+from avatarkit.cli.options import Device, Jobs, Json, Overwrite, Quiet, Shard, Units, Up
+from avatarkit.io.atomic import landing
 from avatarkit.io.formats import is_hdf5
 
 TEXTURE_EXPORTS = ("png",)
 
 
 def unwrap_uv(
-    mesh: Annotated[
-        Path | None, typer.Argument(help="Mesh (.h5, .obj, ...) whose UV layout receives the texture.")
+    meshes: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Meshes (.h5, .obj, ...) whose UV layouts receive the textures; several with a folder of views."
+        ),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .h5 (texture; a mesh with --atlas).")] = ...,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Output .h5 (texture; a mesh with --atlas), or a folder for several meshes."
+        ),
+    ] = ...,
     views: Annotated[
         Path | None,
         typer.Option(
-            help="A views .h5 (render); an IDR/H3DS folder: image/, mask/, cameras.npz; or, without a mesh, "
-            "a folder of photos and DensePose IUV images: image/, iuv/."
+            help="A views .h5 (render); a folder of views .h5 files matched to the meshes by stem; an IDR/H3DS "
+            "folder: image/, mask/, cameras.npz; or, without a mesh, photos and DensePose IUV images: image/, iuv/."
         ),
     ] = None,
     size: Annotated[
@@ -42,8 +52,11 @@ def unwrap_uv(
         Literal[TEXTURE_EXPORTS] | None, typer.Option(help="Also write STEM.png and STEM_visibility.png.")
     ] = None,
     device: Device = "auto",
+    jobs: Jobs = 1,
     units: Units = None,
     up: Up = "y",
+    overwrite: Overwrite = False,
+    shard: Shard = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -54,11 +67,65 @@ def unwrap_uv(
     with that weight. Without a mesh, the views' per-pixel UV images are splatted instead.
     With --atlas, meshes without UVs get an atlas and their vertex colours baked into it.
     Photos with DensePose IUV images fill DensePose's 24-part texture atlas instead.
+    Several meshes take a folder of views files (one per mesh, by stem) and write one
+    texture each into the -o folder.
     """
-    import numpy as np
+    import functools
 
     from avatarkit.device import resolve_device
-    from avatarkit.errors import InputError, MeshError, OptionError
+    from avatarkit.errors import OptionError
+    from avatarkit.io.formats import HDF5_SUFFIXES
+    from avatarkit.io.outputs import check_outputs
+    from avatarkit.io.stems import files_by_stem
+
+    meshes = meshes or []
+    job = functools.partial(
+        _unwrap_one, size=size, symmetric=symmetric, atlas=atlas, export=export, device=resolve_device(device, "warp"),
+        units=units, up=up, provenance=console.provenance(),
+    )  # fmt: skip
+    kind = "mesh" if atlas else "texture"
+    if views is not None and _is_views_folder(views):  # one texture per mesh, views by stem
+        if not meshes:
+            raise OptionError("a folder of views files needs the meshes whose stems they share")
+        by_stem = files_by_stem([views], HDF5_SUFFIXES, "views")
+        pairs = batch.plan_outputs(meshes, output)
+        missing = [src for src, _ in pairs if src.stem not in by_stem]
+        if missing:
+            raise OptionError(f"no views file in {views} for {', '.join(str(m) for m in missing[:3])}")
+        job = functools.partial(job, views_by_stem=by_stem)
+        outcomes = batch.run(job, pairs, kind, overwrite, jobs, quiet, "unwrap-uv", shard, [views],
+                             functools.partial(_export_files, export=export))  # fmt: skip
+        batch.finish(outcomes, json, quiet, "textures")
+        return
+    if len(meshes) > 1:
+        raise OptionError(f"{len(meshes)} meshes need --views to be a folder of views files (one per mesh, by stem)")
+    mesh = meshes[0] if meshes else None
+    if not is_hdf5(output):
+        raise OptionError(f"-o must name a .h5 file, got {output}")
+    check_outputs([output, *_export_files(output, export)], [mesh, views], kind, overwrite)
+    with landing():  # the texture and its PNGs land together
+        result = job(mesh, output, views=views)
+    if json:
+        console.emit_json(result)
+    else:
+        console.info(f"wrote {', '.join(result['written'])}", quiet)
+
+
+def _is_views_folder(path: Path) -> bool:
+    """A folder of views .h5 files (not an IDR/H3DS or DensePose folder)."""
+    return path.is_dir() and not (path / "cameras.npz").exists() and not (path / "iuv").is_dir()
+
+
+def _export_files(output: Path, export: str | None) -> list[Path]:
+    return [output.with_suffix(".png"), output.with_name(output.stem + "_visibility.png")] if export else []
+
+
+def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, symmetric, atlas, export, device, units,
+                up, provenance) -> dict:  # fmt: skip
+    """Read one mesh (or none) and its views, unwrap, write the texture (and its PNGs)."""
+    import numpy as np
+
+    from avatarkit.errors import InputError, MeshError
     from avatarkit.io.hdf5 import write_artifact
     from avatarkit.io.images import write_png
     from avatarkit.io.meshfile import load_mesh
@@ -66,9 +133,8 @@ def unwrap_uv(
     from avatarkit.texture.unwrap import check_unwrap
     from avatarkit.texture.unwrap import unwrap_uv as unwrap
 
-    if not is_hdf5(output):
-        raise OptionError(f"-o must name a .h5 file, got {output}")
-    device = resolve_device(device)
+    if views_by_stem is not None:
+        views = views_by_stem[mesh.stem]
     view_data = read_views(views) if views is not None else None
     check_unwrap(mesh is not None, view_data, size, symmetric, atlas)
     surface = load_mesh(mesh, units, up) if mesh is not None else None
@@ -78,16 +144,14 @@ def unwrap_uv(
         if exc.path is not None:
             raise
         raise type(exc)(exc.message, mesh if isinstance(exc, MeshError) or views is None else views) from None
-    written = [write_artifact(output, result, console.provenance([p for p in (mesh, views) if p is not None]))]
-    if export == "png":
-        written.append(write_png(output.with_suffix(".png"), result.texture))
+    inputs = [p for p in (mesh, views) if p is not None]
+    written = [write_artifact(output, result, dataclasses.replace(provenance, inputs=tuple(map(str, inputs))))]
+    pngs = _export_files(output, export)
+    if pngs:
+        written.append(write_png(pngs[0], result.texture))
         if hasattr(result, "visibility"):
-            visibility = (np.clip(result.visibility, 0, 1) * 255).astype(np.uint8)
-            written.append(write_png(output.with_name(output.stem + "_visibility.png"), visibility))
-    summary = {"written": [str(p) for p in written]}
+            written.append(write_png(pngs[1], (np.clip(result.visibility, 0, 1) * 255).astype(np.uint8)))
+    summary: dict = {"written": [str(p) for p in written]}
     if hasattr(result, "visibility"):
         summary.update({k: result.attrs[k] for k in ("seen_fraction", "mirrored_fraction") if k in result.attrs})
-    if json:
-        console.emit_json(summary)
-    else:
-        console.info(f"wrote {', '.join(summary['written'])}", quiet)
+    return summary

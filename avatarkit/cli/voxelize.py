@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from avatarkit.cli import batch, console
-from avatarkit.cli.options import Bounds, Device, Jobs, Json, Overwrite, Quiet, Units, Up
+from avatarkit.cli.options import Bounds, Device, Jobs, Json, MaxMemory, Overwrite, Quiet, Shard, Units, Up
 from avatarkit.geometry.voxelize import GRID_PRESETS, SIGNS
 from avatarkit.io.voxel_export import EXPORTS
 
@@ -38,14 +38,13 @@ def voxelize(
     export: Annotated[
         Literal[EXPORTS] | None, typer.Option(help="Also write STEM.npy or STEM.binvox beside each .h5.")
     ] = None,
-    max_memory: Annotated[
-        float | None, typer.Option(help="Refuse grids needing more than this many GiB (default: half the RAM).")
-    ] = None,
+    max_memory: MaxMemory = None,
     device: Device = "auto",
     jobs: Jobs = 1,
     units: Units = None,
     up: Up = "y",
     overwrite: Overwrite = False,
+    shard: Shard = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -56,11 +55,11 @@ def voxelize(
     """
     import functools
 
-    from avatarkit.device import resolve_device
+    from avatarkit.device import memory_limit, resolve_device
 
     if preset is None and resolution is None and pitch is None:
         resolution = 256
-    limit = int((max_memory if max_memory is not None else _ram_bytes() / 2**31) * 2**30)
+    limit = memory_limit(max_memory)
     pairs = batch.plan_outputs(inputs, output)
     job = functools.partial(
         _voxelize_one,
@@ -69,19 +68,20 @@ def voxelize(
         surface=surface,
         export=export,
         limit=limit,
-        device=resolve_device(device),
+        device=resolve_device(device, "warp"),
         units=units,
         up=up,
         provenance=console.provenance(),
     )
-    outcomes = batch.run(job, pairs, "voxels", overwrite, jobs, quiet, "voxelize")
+    exports = functools.partial(_export_files, export=export)
+    outcomes = batch.run(job, pairs, "voxels", overwrite, jobs, quiet, "voxelize", shard, extra_outputs=exports)
     batch.finish(outcomes, json, quiet, "voxel grids")
 
 
-def _ram_bytes() -> int:
-    import os
+def _export_files(dst: Path, export: str | None) -> list[Path]:
+    from avatarkit.io.voxel_export import export_path
 
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return [export_path(dst, export)] if export else []
 
 
 def _voxelize_one(src: Path, dst: Path, *, grid_options, sign, surface, export, limit, device, units, up, provenance):

@@ -31,6 +31,15 @@ def error_mesh(pred: Mesh, gt: Mesh, device: str = "cpu") -> tuple[Mesh, float]:
     return Mesh(pred.vertices, pred.faces, vertex_colors=colormap(d, vmax)), vmax
 
 
+HEATMAP_SUFFIXES = (".ply", ".png")
+
+
+def check_heatmap_path(path: Path) -> None:
+    """Raise :class:`OptionError` unless ``path`` ends in a suffix :func:`write_heatmap` writes."""
+    if Path(path).suffix.lower() not in HEATMAP_SUFFIXES:
+        raise OptionError(f"--heatmap must end in .ply or .png, got {Path(path).name}")
+
+
 def write_heatmap(path: Path, pred: Mesh, gt: Mesh, device: str = "cpu") -> float:
     """Write the coloured prediction as ``.ply``, or a ``.png`` of it from the front and the
     side with a colour bar; return the distance (metres) shown as red."""
@@ -42,8 +51,7 @@ def write_heatmap(path: Path, pred: Mesh, gt: Mesh, device: str = "cpu") -> floa
 
         save_mesh(mesh, path)
         return vmax
-    if suffix != ".png":
-        raise OptionError(f"--heatmap must end in .ply or .png, got {path.name}")
+    check_heatmap_path(path)
     from avatarkit.io.images import write_png
     from avatarkit.render.render import RenderConfig, render
     from avatarkit.render.rigs import orbit

@@ -13,13 +13,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from avatarkit.errors import InputError, MeshError, OptionError
+from avatarkit.errors import AvatarkitError, InputError, MeshError, OptionError
 from avatarkit.evaluate.chamfer import PROTOCOLS, Protocol, evaluate, failed_metrics
 from avatarkit.structures import Mesh, Metrics
+from avatarkit.structures.mesh import ZERO_AREA, is_failed_surface
 
 PROTOCOL_NAMES = (*PROTOCOLS, "h3ds")
 REGIONS = ("face",)
@@ -155,19 +157,50 @@ def evaluate_pair(
     return PairResult(row, metrics, prediction, ground_truth)
 
 
+@dataclasses.dataclass(frozen=True)
+class Unreadable:
+    """A pair that could not be read (a missing or broken file), with the one-line reason."""
+
+    pred: Path
+    gt: Path
+    message: str
+
+
+def evaluate_pairs(
+    pairs: list[tuple[Path, Path]],
+    protocol: Protocol | None,
+    h3ds: H3dsOptions = H3dsOptions(),
+    seed: int = 0,
+    device: str = "cpu",
+    units: str | None = None,
+    up: str = "y",
+) -> Iterator[PairResult | Unreadable]:
+    """:func:`evaluate_pair` over ``pairs``, in order. Of several pairs, one that cannot be read
+    is an :class:`Unreadable` naming the file at fault, and the others are still scored; a lone
+    pair raises."""
+    for pred, gt in pairs:
+        try:
+            yield evaluate_pair(pred, gt, protocol, h3ds, seed, device, units, up)
+        except AvatarkitError as exc:
+            if len(pairs) == 1:
+                raise
+            yield Unreadable(pred, gt, str(exc) if exc.path is not None else f"pair {pred} {gt}: {exc}")
+
+
 def load_prediction(path: Path, load) -> tuple[Mesh | None, str | None]:
     """The predicted mesh read by ``load``, or (None, why) for a failed reconstruction: an empty
-    mesh, or one whose faces have no area. Unreadable files still raise."""
+    mesh, or one whose faces have no area, in any format (a mesh file or a mesh HDF5).
+    Unreadable files still raise."""
     from avatarkit.geometry.surface import face_areas_normals
 
     try:
         mesh = load(path)
     except MeshError as exc:
-        if "empty mesh" not in str(exc):
+        if not is_failed_surface(exc):
             raise
-        return None, str(exc)
+        return None, str(exc) if exc.path is not None else f"{path}: {exc}"
     if not face_areas_normals(mesh.vertices, mesh.faces)[0].sum() > 0:
-        return None, f"{path}: every face has zero area"
+        return None, f"{path}: {ZERO_AREA}"
     return mesh, None
 
 

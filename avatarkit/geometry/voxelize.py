@@ -28,7 +28,7 @@ import functools
 import numpy as np
 
 from avatarkit.backends.warp import import_warp, launch
-from avatarkit.errors import OptionError, ResourceError
+from avatarkit.errors import OptionError
 from avatarkit.geometry.sdf import MeshDistance
 from avatarkit.structures import Mesh, Voxels
 
@@ -119,9 +119,16 @@ def plan_grid(
     if resolution is not None:
         if resolution < 1:
             raise OptionError(f"--resolution must be at least 1, got {resolution}")
+        if not size.max() > 0:
+            raise OptionError(
+                "the mesh has no extent (all its vertices are one point), so --resolution has no side to divide; "
+                "give --pitch or --bounds"
+            )
         pitch = float(size.max()) / resolution
-    if not pitch > 0 or not np.isfinite(pitch):
-        raise OptionError(f"--pitch must be positive, got {pitch}")
+        if not pitch > 0:
+            raise OptionError(f"--resolution {resolution} makes voxels too small to represent; lower it")
+    elif not pitch > 0 or not np.isfinite(pitch):
+        raise OptionError(f"--pitch must be a positive number of metres, got {pitch}")
     shape = np.maximum(1, np.ceil(size / pitch - 1e-9)).astype(np.int64)
     center = 0.5 * (box_lo + box_hi)
     return Grid(center - 0.5 * shape * pitch, float(pitch), tuple(int(s) for s in shape))
@@ -129,12 +136,11 @@ def plan_grid(
 
 def check_memory(grid: Grid, limit_bytes: int) -> None:
     """Refuse a grid whose estimated peak memory exceeds ``limit_bytes``, with the numbers."""
-    need = grid.voxels * BYTES_PER_VOXEL
-    if need > limit_bytes:
-        raise ResourceError(
-            f"a {' x '.join(map(str, grid.shape))} grid needs about {need / 2**30:.1f} GiB, "
-            f"more than the {limit_bytes / 2**30:.1f} GiB allowed (--max-memory); lower --resolution"
-        )
+    from avatarkit.device import refuse_over_memory
+
+    refuse_over_memory(
+        grid.voxels * BYTES_PER_VOXEL, limit_bytes, f"a {' x '.join(map(str, grid.shape))} grid", "lower --resolution"
+    )
 
 
 def is_closed(faces: np.ndarray) -> bool:

@@ -1,18 +1,56 @@
-"""Atomic outputs: a verb's output appears complete or not at all.
+"""Atomic outputs: a verb's outputs appear complete or not at all.
 
-Every writer in avatarkit writes to a temporary file in the destination folder and
-renames it into place (``os.replace`` is atomic within one file system). A crash,
-Ctrl-C or a bad input therefore never leaves a half-written file, and an existing
-output is only replaced by a complete new one.
+Every writer in avatarkit writes to a temporary file in the destination folder and renames
+it into place (``os.replace`` is atomic within one file system). A crash, Ctrl-C, SIGTERM
+(the command line turns it into an exception) or a bad input therefore never leaves a
+half-written file, and an existing output is only replaced by a complete new one.
+
+Outputs that belong together (a transform and the moved mesh, a views file and its
+exported images, metrics and their heat map) land together: inside :func:`landing`, every
+:func:`atomic_path` keeps its finished temporary file and the renames all happen when the
+block ends without an error; on an error none happens, every temporary file is removed,
+and so is every folder the block created.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from avatarkit.errors import ResourceError
+
+_LANDING: contextvars.ContextVar[_Landing | None] = contextvars.ContextVar("avatarkit_landing", default=None)
+
+
+class _Landing:
+    def __init__(self) -> None:
+        self.ready: list[tuple[Path, Path]] = []
+        self.created: list[Path] = []
+
+
+@contextlib.contextmanager
+def landing() -> Iterator[None]:
+    """Land every file written in the block together (see the module docstring)."""
+    if _LANDING.get() is not None:  # already inside one: it lands them
+        yield
+        return
+    state = _Landing()
+    token = _LANDING.set(state)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in state.ready:
+            tmp.unlink(missing_ok=True)
+        _remove_created(state.created)
+        raise
+    finally:
+        _LANDING.reset(token)
+    for tmp, path in state.ready:
+        os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -21,34 +59,79 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The temporary file keeps the destination's suffix (writers that dispatch on the
     extension, like trimesh's exporters, see the right one). On any exception,
-    KeyboardInterrupt included, the temporary file is removed and ``path`` is untouched.
+    KeyboardInterrupt included, the temporary file is removed, ``path`` is untouched and the
+    folders made for it are removed again. Inside :func:`landing`, the rename waits for the
+    end of the landing block.
+
+    Raises:
+        ResourceError: the folder cannot be made or written (naming it and why).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    state = _LANDING.get()
+    created = _make_parent(path)
+    if state is not None:
+        state.created.extend(created)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        if state is None:
+            _remove_created(created)
+        raise ResourceError(f"cannot write here ({exc.strerror or exc})", path.parent) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, path)
+        if state is None:
+            os.replace(tmp, path)
+        else:
+            state.ready.append((tmp, path))
     except BaseException:
         tmp.unlink(missing_ok=True)
+        if state is None:
+            _remove_created(created)
         raise
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: list[Path]) -> Iterator[list[Path]]:
+    """Like :func:`atomic_path` for outputs that belong together (an OBJ, its MTL and PNG):
+    all are renamed into place only when the body succeeded."""
+    with landing(), contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p)) for p in paths]
+
+
+def _make_parent(path: Path) -> list[Path]:
+    """Make ``path``'s missing folders; returns those made (outermost first)."""
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ResourceError(f"cannot make a folder inside {parent}: it is a file", path.parent)
+    made: list[Path] = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+            made.append(folder)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            _remove_created(made)
+            raise ResourceError(f"cannot make the folder ({exc.strerror or exc})", folder) from None
+    return made
+
+
+def _remove_created(folders: list[Path]) -> None:
+    for folder in reversed(folders):  # innermost first; only if nothing else landed in them
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-@contextlib.contextmanager
-def atomic_paths(paths: list[Path]) -> Iterator[list[Path]]:
-    """Like :func:`atomic_path` for outputs that belong together (an OBJ, its MTL and PNG).
-
-    All temporaries are written first; they are renamed into place only when the body
-    succeeded, so a failure leaves none of them.
-    """
-    with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(p)) for p in paths]

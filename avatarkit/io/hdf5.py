@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from avatarkit import __version__
-from avatarkit.errors import InputError, KindError
+from avatarkit.errors import InputError, KindError, MeshError
 from avatarkit.io.atomic import atomic_path
 from avatarkit.io.formats import is_hdf5
 from avatarkit.io.schema import KINDS, ROOT_ATTRS, SCHEMA_VERSION, Field, KindSpec
 from avatarkit.structures import Landmarks, Mesh, Metrics, Samples, Texture, Transform, Views, Voxels
+from avatarkit.structures.cameras import PROJECTIONS, camera_problems
+from avatarkit.structures.mesh import EMPTY_MESH, empty_mesh_error
 
 _KIND_OF_TYPE: dict[type, str] = {
     Mesh: "mesh",
@@ -86,10 +88,38 @@ def _write_field(f, field: Field, value) -> None:
     arr = np.ascontiguousarray(value, dtype=field.dtype)
     kwargs: dict[str, Any] = {}
     if field.per_item and arr.ndim > 1 and arr.shape[0] > 0:
-        kwargs = dict(chunks=(1, *arr.shape[1:]), compression="gzip", compression_opts=1, shuffle=True)
-    elif arr.size > 65536:
+        _write_per_item(f, field.path, arr)
+        return
+    if arr.size > 65536:
         kwargs = dict(compression="gzip", compression_opts=1, shuffle=True)
     f.create_dataset(field.path, data=arr, **kwargs)
+
+
+def _write_per_item(f, path: str, arr: np.ndarray) -> None:
+    """One item (view) per chunk, shuffled and deflated (level 1): the standard HDF5 filters,
+    readable by any HDF5 library. The chunks are compressed on every CPU thread (zlib lets go
+    of the GIL) and written as they are (``write_direct_chunk``): writing a views file is mostly
+    compression, and HDF5 compresses on one thread."""
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from avatarkit.backends.warp import cpu_threads
+
+    dset = f.create_dataset(
+        path, shape=arr.shape, dtype=arr.dtype, chunks=(1, *arr.shape[1:]), compression="gzip", compression_opts=1,
+        shuffle=True,
+    )  # fmt: skip
+    size = arr.dtype.itemsize
+
+    def encode(item: np.ndarray) -> bytes:
+        raw = np.ascontiguousarray(item).view(np.uint8)
+        shuffled = raw if size == 1 else raw.reshape(-1, size).T  # HDF5's shuffle: byte k of every value, k = 0, 1, ...
+        return zlib.compress(np.ascontiguousarray(shuffled).tobytes(), 1)
+
+    zero = (0,) * (arr.ndim - 1)
+    with ThreadPoolExecutor(max(1, min(cpu_threads(), len(arr)))) as pool:
+        for i, chunk in enumerate(pool.map(encode, arr)):
+            dset.id.write_direct_chunk((i, *zero), chunk)
 
 
 def _flatten(obj: Any) -> dict[str, Any]:
@@ -175,26 +205,69 @@ def open_h5(path: str | Path):
         raise InputError(f"not a readable HDF5 file ({reason}: {exc.args[0] if exc.args else exc})", path) from None
 
 
-def file_kind(f) -> str | None:
-    kind = f.attrs.get("avatarkit_kind")
-    return kind.decode() if isinstance(kind, bytes) else kind
+def file_kind(f, path: str | Path | None = None) -> str | None:
+    """The file's ``avatarkit_kind``, or None when it has none; a :class:`KindError` naming
+    ``path`` when its root attributes are malformed (see :func:`root_header`)."""
+    kind, _, problem = root_header(f)
+    if problem is not None:
+        raise KindError(problem, path)
+    return kind
+
+
+def root_header(f) -> tuple[str | None, int, str | None]:
+    """``(kind, schema, problem)`` from a file's root attributes: ``avatarkit_kind`` (None
+    when absent), ``avatarkit_schema`` (0 when absent) and the first way they are malformed
+    (a kind that is not a string, a schema that is not a whole number), or None."""
+    raw_kind = _plain(f.attrs.get("avatarkit_kind"))
+    if raw_kind is not None and not isinstance(raw_kind, str):
+        return None, 0, f"root attribute avatarkit_kind is {_show(raw_kind)}, not a kind name"
+    raw_schema = _plain(f.attrs.get("avatarkit_schema", 0))
+    schema = _whole_number(raw_schema)
+    if schema is None:
+        return raw_kind, 0, f"root attribute avatarkit_schema is {_show(raw_schema)}, not a schema number"
+    return raw_kind, schema, None
+
+
+def _whole_number(value) -> int | None:
+    """``value`` as an int when it is a whole number (an integer, or a float without a
+    fraction), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and np.isfinite(value) and value == int(value):
+        return int(value)
+    return None
+
+
+def _show(value) -> str:
+    """A short description of an attribute value for an error message."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} ({value.dtype})"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_kind(f, path: str | Path, expected: str | tuple[str, ...]) -> str:
     """Raise :class:`KindError` unless ``f`` is an avatarkit file of an expected kind."""
     expected = (expected,) if isinstance(expected, str) else expected
-    kind = file_kind(f)
+    kind, schema, problem = root_header(f)
     want = " or ".join(repr(e) for e in expected)
+    if problem is not None:
+        raise KindError(f"{problem}; expected kind {want}", path)
     if kind is None:
         raise KindError(f"not an avatarkit file (no avatarkit_kind attribute); expected kind {want}", path)
     if kind not in expected:
         raise KindError(f"is a {kind!r} file, expected kind {want}", path)
-    schema = int(f.attrs.get("avatarkit_schema", 0))
     if schema > SCHEMA_VERSION:
         raise KindError(
             f"schema {schema} is newer than this avatarkit reads ({SCHEMA_VERSION}); upgrade avatarkit", path
         )
     problems = validate_open(f, KINDS[kind])
+    if problems and kind == "mesh" and problems[0].startswith(EMPTY_MESH):
+        raise MeshError(problems[0], path)  # as a mesh file says it: evaluate-chamfer scores it as failed
     if problems:
         raise KindError(f"invalid {kind} file: {problems[0]}", path)
     return kind
@@ -244,7 +317,7 @@ def _attrs(f, names: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def _plain(value):
     if isinstance(value, bytes):
-        return value.decode()
+        return value.decode(errors="replace")  # a hostile file's bytes must not end in a traceback
     if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
         return [_plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
@@ -316,9 +389,47 @@ _BUILDERS = {
 # ---------------------------------------------------------------------------- validation
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_ATTR_RULES: dict[str, tuple[Any, str]] = {
+    # root attributes of a kind beyond the common ones: what each must be, for readers that use it
+    "projection": (lambda v: v in PROJECTIONS, f"one of {', '.join(PROJECTIONS)}"),
+    "width": (lambda v: (n := _whole_number(v)) is not None and n >= 1, "a positive whole number"),
+    "height": (lambda v: (n := _whole_number(v)) is not None and n >= 1, "a positive whole number"),
+    "origin": (
+        lambda v: isinstance(v, np.ndarray) and v.shape == (3,) and v.dtype.kind in "iuf" and np.isfinite(v).all(),
+        "3 finite numbers",
+    ),
+    "pitch": (lambda v: _is_number(v) and np.isfinite(v) and v > 0, "a positive number"),
+    "scale": (_is_number, "a number"),
+    "rmse": (_is_number, "a number"),
+    "fitness": (_is_number, "a number"),
+    "iterations": (lambda v: _whole_number(v) is not None, "a whole number"),
+    "method": (lambda v: isinstance(v, str), "a string"),
+    "protocol": (lambda v: isinstance(v, str), "a string"),
+    "metric_units": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _attr_problems(f, spec: KindSpec) -> list[str]:
+    problems = []
+    for name in spec.attrs:
+        rule = _ATTR_RULES.get(name)
+        if name in f.attrs and rule is not None and not rule[0](_plain(f.attrs[name])):
+            problems.append(f"root attribute {name} is {_show(_plain(f.attrs[name]))}, expected {rule[1]}")
+    if spec.kind == "metrics" and "/metrics" in f:
+        for name, value in f["/metrics"].attrs.items():
+            if not _is_number(_plain(value)):
+                problems.append(f"metric {name} is {_show(_plain(value))}, not a number")
+    return problems
+
+
 def validate_open(f, spec: KindSpec) -> list[str]:
     """Every way an open file breaks its kind's contract, as short sentences (empty if valid)."""
     problems = [f"missing root attribute {a!r}" for a in (*ROOT_ATTRS, *spec.attrs) if a not in f.attrs]
+    problems += _attr_problems(f, spec)
     sizes: dict[str, int] = {}
     for field in spec.fields:
         if field.path not in f:
@@ -343,6 +454,9 @@ def validate_open(f, spec: KindSpec) -> list[str]:
                 break
     if not problems and spec.kind == "mesh":
         problems += _mesh_content_problems(f)
+    if not problems and spec.kind == "views":
+        target = f["/cameras/target"][()] if "/cameras/target" in f else None
+        problems += camera_problems(f["/cameras/K"][()], f["/cameras/world_to_cam"][()], target)
     return problems
 
 
@@ -351,7 +465,7 @@ def _mesh_content_problems(f) -> list[str]:
     faces = f["/mesh/faces"][()]
     problems = []
     if len(vertices) == 0 or len(faces) == 0:
-        problems.append(f"empty mesh ({len(vertices)} vertices, {len(faces)} faces)")
+        problems.append(empty_mesh_error(len(vertices), len(faces)).message)
         return problems
     if not np.isfinite(vertices).all():
         problems.append("vertices contain NaN or infinite values")
@@ -364,6 +478,14 @@ def _mesh_content_problems(f) -> list[str]:
             fu = f["/mesh/face_uvs"][()]
             if fu.min() < 0 or fu.max() >= len(f["/mesh/uvs"]):
                 problems.append("face_uvs index past the uvs")
+    if "/mesh/vertex_labels" in f and "label_names" in f["/mesh/vertex_labels"].attrs:
+        names = _plain(f["/mesh/vertex_labels"].attrs["label_names"])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            problems.append(f"/mesh/vertex_labels attribute label_names is {_show(names)}, not a list of names")
+        else:
+            labels = f["/mesh/vertex_labels"][()]
+            if labels.min() < 0 or labels.max() >= len(names):
+                problems.append(f"vertex_labels index past the {len(names)} label names")
     return problems
 
 
@@ -396,14 +518,15 @@ def describe(path: str | Path) -> dict[str, Any]:
                 groups["/" + name] = {"attrs": attrs}
 
         f.visititems(visit)
-        kind = file_kind(f)
-        if kind is None:
+        kind, schema, problem = root_header(f)
+        if problem is not None:
+            problems = [problem]
+        elif kind is None:
             problems = ["not an avatarkit file (no avatarkit_kind attribute)"]
         elif kind not in KINDS:
             problems = [f"unknown kind {kind!r}"]
         else:
             problems = validate_open(f, KINDS[kind])
-            schema = int(f.attrs.get("avatarkit_schema", 0))
             if schema > SCHEMA_VERSION:
                 problems.append(f"schema {schema} is newer than this avatarkit reads ({SCHEMA_VERSION})")
         return {

@@ -63,17 +63,33 @@ class RenderConfig:
 
 
 def render_rig(
-    mesh: Mesh, rig: RigSpec, config: RenderConfig, seed: int = 0, device: str = "cpu", export: str | None = None
+    mesh: Mesh,
+    rig: RigSpec,
+    config: RenderConfig,
+    seed: int = 0,
+    device: str = "cpu",
+    export: str | None = None,
+    max_bytes: int | None = None,
 ) -> Views:
     """Render ``mesh`` from the cameras ``rig`` makes for it (:func:`~avatarkit.render.rigs.make_rig`);
     the core of ``avatarkit render`` for one input. ``export``: the folder format the views
-    will be written in (``idr`` takes perspective cameras only). Warns about cameras that see
-    nothing of the mesh."""
+    will be written in (``idr`` takes perspective cameras only). ``max_bytes``: refuse, with a
+    :class:`~avatarkit.errors.ResourceError`, a render whose :func:`render_memory` is above it.
+    Warns about cameras that see nothing of the mesh."""
+    from avatarkit.device import refuse_over_memory
     from avatarkit.io.view_folders import check_export
 
     check_export(export, rig.orthographic)
     cameras = make_rig(mesh, rig, seed)
     check_export(export, cameras.projection == "orthographic", rig.cameras)
+    if max_bytes is not None:
+        refuse_over_memory(
+            render_memory(cameras, config, mesh),
+            max_bytes,
+            f"rendering {len(cameras)} view{'s' if len(cameras) != 1 else ''} of "
+            f"{cameras.width} x {cameras.height} pixels" + (f" at --ssaa {config.ssaa}" if config.ssaa > 1 else ""),
+            "lower --size, --views or --ssaa",
+        )
     views = render(mesh, cameras, config, seed=seed, device=device)
     empty = [i for i in range(len(views)) if not views.mask[i].any()]
     if empty:
@@ -84,6 +100,27 @@ def render_rig(
             stacklevel=2,
         )
     return views
+
+
+OUTPUT_BYTES_PER_PIXEL = 3 + 1 + 4 + 12
+"""Bytes of every view's rgb, mask, depth and normal per pixel (+8 for uv, +2 for label)."""
+WORK_BYTES_PER_RAY = 160
+"""Peak working bytes per ray of a batch (warp's G-buffers, the covered pixels' tensors, the
+colour and shading, the supersampled composite): an upper estimate."""
+
+
+def render_memory(cameras: Cameras, config: RenderConfig, mesh: Mesh | None = None) -> int:
+    """Estimated peak bytes of :func:`render`: the views it returns (all held until written)
+    and one batch of rays in flight (up to ``MAX_RAYS_PER_BATCH``, at least one view at
+    ``config.ssaa`` squared rays per pixel). The mesh's own arrays are not counted."""
+    n, pixels, s = len(cameras), cameras.width * cameras.height, config.ssaa
+    per_pixel = OUTPUT_BYTES_PER_PIXEL
+    if mesh is None or mesh.has_uvs:
+        per_pixel += 8
+    if mesh is None or mesh.vertex_labels is not None:
+        per_pixel += 2
+    batch = min(n, max(1, MAX_RAYS_PER_BATCH // (pixels * s * s)))
+    return n * pixels * per_pixel + batch * pixels * s * s * WORK_BYTES_PER_RAY
 
 
 def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, device: str = "cpu") -> Views:

@@ -78,12 +78,13 @@ def random_rig(
     projection: str = "perspective",
     pitch_range: tuple[float, float] = (-15.0, 30.0),
     fov_range: tuple[float, float] = (30.0, 50.0),
+    yaw_range: tuple[float, float] = (0.0, 360.0),
 ) -> Cameras:
     """``count`` cameras at uniformly random yaws and pitches (and, for perspective, fields of
     view), all framing the subject."""
     rigs = []
     for _ in range(count):
-        yaw = rng.uniform(0.0, 360.0)
+        yaw = rng.uniform(*yaw_range)
         pitch = rng.uniform(*pitch_range)
         fov = rng.uniform(*fov_range)
         rigs.append(orbit(center, radius, yaw, pitch, size, projection, fov))
@@ -128,6 +129,9 @@ class RigSpec:
     """Cameras evenly spaced in yaw per pitch (default 8; 360 with the ``pifu`` preset)."""
     pitches: tuple[float, ...] = (0.0,)
     """Camera elevations, degrees: one ring of cameras each."""
+    yaw_range: tuple[float, float] = (0.0, 360.0)
+    """Yaws of the cameras, degrees, MIN included and MAX not (0: in front of the subject, 90: on
+    its left): the views are evenly spaced in it (random rigs draw from it)."""
     size: int | None = None
     """Image width and height, pixels (default 512; a camera file's own size)."""
     projection: str = "perspective"
@@ -146,6 +150,13 @@ class RigSpec:
             raise OptionError(f"--size must be positive, got {self.size}")
         if self.views is not None and self.views < 1:
             raise OptionError(f"--views must be positive, got {self.views}")
+        if not 0 < self.fov < 180:  # NaN fails too
+            raise OptionError(f"--fov must be between 0 and 180 degrees (exclusive), got {self.fov:g}")
+        if not np.isfinite(np.asarray(self.pitches, dtype=np.float64)).all():
+            raise OptionError(f"--pitch must be finite degrees, got {', '.join(f'{p:g}' for p in self.pitches)}")
+        low, high = self.yaw_range
+        if not (np.isfinite(low) and np.isfinite(high) and low < high <= low + 360):
+            raise OptionError(f"--yaws takes MIN MAX degrees with MIN < MAX <= MIN + 360, got {low:g} {high:g}")
         if self.projection not in PROJECTIONS:
             raise OptionError(f"--projection must be one of {', '.join(PROJECTIONS)}, got {self.projection!r}")
         if self.rig not in RIGS:
@@ -168,15 +179,17 @@ def make_rig(mesh: Mesh, spec: RigSpec, seed: int = 0) -> Cameras:
     spec.check()
     if spec.cameras is not None:
         return _from_file(spec.cameras, spec.size)
+    low, high = spec.yaw_range
     if spec.preset == "pifu":
         views = spec.views or 360
-        return pifu_rig(mesh.vertices, spec.size or 512, np.arange(views) * 360.0 / views, spec.pitches)
+        yaws = low + np.arange(views) * (high - low) / views
+        return pifu_rig(mesh.vertices, spec.size or 512, yaws, spec.pitches)
     size, views = spec.size or 512, spec.views or 8
     center, radius = mesh.bounding_sphere()
     if spec.rig == "random":
         rng = np.random.default_rng([seed, 1])
-        return random_rig(rng, views, center, radius, (size, size), spec.projection)
-    yaws = np.arange(views) * 360.0 / views
+        return random_rig(rng, views, center, radius, (size, size), spec.projection, yaw_range=(low, high))
+    yaws = low + np.arange(views) * (high - low) / views
     return orbit(center, radius, yaws, np.asarray(spec.pitches), (size, size), spec.projection, spec.fov)
 
 

@@ -118,3 +118,18 @@ def test_idr_export_of_orthographic_cameras_is_refused_before_writing_anything(m
     result = invoke("render", meshes[0], "-o", out, "--views", 2, "--size", 16, "--export", "idr", *args)
     assert_clean_failure(result, "--export idr holds perspective cameras only")
     assert not out.exists()  # no image/ or mask/ left half-written
+
+
+def test_yaws_limit_the_cameras_to_a_range(tmp_path):
+    from avatarkit.io.hdf5 import read_artifact, write_artifact
+    from avatarkit.structures import Mesh
+
+    ball = trimesh.creation.icosphere(subdivisions=2, radius=0.3)
+    mesh = write_artifact(tmp_path / "ball.h5", Mesh(ball.vertices + np.array([0.0, 1.0, 0.0]), ball.faces))
+    r = invoke("render", mesh, "-o", tmp_path / "front.h5", "--views", 4, "--yaws", -90, 90, "--size", 16)
+    assert r.exit_code == 0, r.output
+    cams = read_artifact(tmp_path / "front.h5", "views").cameras()
+    offset = cams.centers() - np.array([0.0, 1.0, 0.0])
+    yaws = np.degrees(np.arctan2(offset[:, 0], offset[:, 2]))  # 0 in front (+Z), 90 on the left (+X)
+    assert np.allclose(yaws, [-90, -45, 0, 45], atol=1e-4)
+    assert_clean_failure(invoke("render", mesh, "-o", tmp_path / "x.h5", "--yaws", 10, 10), "--yaws")

@@ -138,3 +138,20 @@ def test_idr_folder_with_a_missing_image_is_refused(human_and_views, tmp_path):
         invoke("unwrap-uv", human, "--views", folder, "-o", out), "2 images in image/ but 3 cameras in cameras.npz"
     )
     assert not out.exists()
+
+
+def test_many_meshes_take_a_folder_of_views_by_stem(tmp_path, textured_sphere):
+    from avatarkit.io.hdf5 import write_artifact
+
+    meshes = [write_artifact(tmp_path / "meshes" / f"person_{i}.h5", textured_sphere) for i in range(2)]
+    assert invoke("render", *meshes, "-o", tmp_path / "views", "--views", 3, "--size", 32, "-q").exit_code == 0
+    out = tmp_path / "textures"
+    r = invoke("unwrap-uv", *meshes, "--views", tmp_path / "views", "-o", out, "--size", 32, "--json")
+    assert r.exit_code == 0, r.output
+    written = json.loads(r.stdout)["written"]
+    assert [w["output"] for w in written] == [str(out / "person_0.h5"), str(out / "person_1.h5")]
+    assert all(0 < w["seen_fraction"] <= 1 for w in written)
+    assert read_artifact(out / "person_1.h5", "texture").texture.shape == (32, 32, 3)
+    (tmp_path / "views" / "person_1.h5").unlink()
+    r = invoke("unwrap-uv", *meshes, "--views", tmp_path / "views", "-o", tmp_path / "t2", "--size", 32)
+    assert_clean_failure(r, "no views file", "person_1")

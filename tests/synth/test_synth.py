@@ -131,3 +131,14 @@ def test_bad_options(tmp_path):
     for bad in ("cuda:x", "cuda:", "cuda:-1"):  # a traceback (int("x")) before
         r = runner.invoke(app, ["synth", "-o", str(tmp_path / "o"), "--device", bad])
         assert r.exit_code == 1 and f"got '{bad}'" in r.stderr and "Traceback" not in r.output, r.output
+
+
+def test_shards_of_synth_together_make_the_same_people(three_people, tmp_path):
+    _, people = three_people
+    sharded = tmp_path / "sharded"
+    for k in (1, 2):
+        r = runner.invoke(app, ["synth", "-n", "3", "--seed", "7", "-o", str(sharded), "--shard", f"{k}/2", "-q"])
+        assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in sharded.iterdir()) == [f"human_{i:04d}.h5" for i in range(3)]
+    for i in range(3):
+        assert np.array_equal(read_mesh(sharded / f"human_{i:04d}.h5").vertices, people[i].vertices)
