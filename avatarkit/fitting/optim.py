@@ -35,15 +35,18 @@ class StepSchedule:
 
     def __init__(self, lr: float, total: int, at: Iterable[float] = (), decay: float = 0.1) -> None:
         self.lr, self.decay = float(lr), float(decay)
-        self.milestones = sorted({max(1, round(f * total)) for f in at})
+        steps = {max(1, round(f * total)): f for f in sorted(at)}  # one milestone per step
+        self.milestones, self.fractions = list(steps), list(steps.values())
 
-    def factor(self, done: int) -> float:
-        """The multiplier after ``done`` steps."""
-        return self.decay ** sum(done >= m for m in self.milestones)
+    def factor(self, done: int, time_fraction: float = 0.0) -> float:
+        """The multiplier after ``done`` steps; with a time budget, a milestone also passes once
+        ``time_fraction`` (of the budget) reaches its fraction."""
+        passed = sum(done >= m or time_fraction >= f for m, f in zip(self.milestones, self.fractions, strict=True))
+        return self.decay**passed
 
-    def apply(self, optimizer: torch.optim.Optimizer, done: int) -> float:
+    def apply(self, optimizer: torch.optim.Optimizer, done: int, time_fraction: float = 0.0) -> float:
         """Set each group's learning rate for the step after ``done``; returns the base one."""
-        lr = self.lr * self.factor(done)
+        lr = self.lr * self.factor(done, time_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr

@@ -30,6 +30,8 @@ class TrainConfig:
 
     max_steps: int = 200_000
     """Optimisation steps in all (one step = one batch on each process)."""
+    max_time: float = 0.0
+    """Seconds of training after which the run ends as if at max_steps (0: no limit; validations count): a budget that ends on time on any machine. The learning rate decays at lr_decay_at of whichever of steps and time is further along."""
     batch_size: int = 2
     """Subjects per step on each process (with torchrun, the global batch is this times the processes)."""
     lr: float = 1e-3
@@ -65,6 +67,8 @@ class TrainConfig:
             raise OptionError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 <= self.val_fraction < 1:
             raise OptionError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not self.max_time >= 0:
+            raise OptionError(f"--max-time takes seconds, 0 or more, got {self.max_time}")
         if self.mesh_every < 0:
             raise OptionError(f"--mesh-every must be 0 or more, got {self.mesh_every}")
         if any(not 0 < f <= 1 for f in self.lr_decay_at):
@@ -84,6 +88,8 @@ class ImageDataConfig(TrainConfig):
     """Points drawn from a subject's samples file each step (PIFu's num_sample_inout)."""
     balance: bool = True
     """PIFu's balanced draw: at most half of the points inside, the rest outside."""
+    silhouette_draw: float = 0.0
+    """Share of the outside points drawn from those the view sees inside its silhouette: in front of and behind the subject, the depth one image leaves open (0: PIFu's draw)."""
     flip: bool = True
     """Random horizontal flips of image and camera together (PIFu's random_flip)."""
     scale_jitter: float = 0.1
@@ -110,6 +116,8 @@ class ImageDataConfig(TrainConfig):
         at_least_one(self, "image_size", "points")
         if self.image_size % 4:
             raise OptionError(f"--image-size must be a multiple of 4 (the encoder's stride), got {self.image_size}")
+        if not 0 <= self.silhouette_draw <= 1:
+            raise OptionError(f"--silhouette-draw must be in [0, 1], got {self.silhouette_draw}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 0.5:
             raise OptionError("--scale-jitter must be in [0, 1) and --shift-jitter in [0, 0.5)")
         if self.val_resolution < 8 or self.val_resolution & (self.val_resolution - 1):

@@ -12,6 +12,7 @@ opened lazily, once per process (h5py handles do not survive a fork).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,13 @@ class ImagePointsDataset(torch.utils.data.Dataset):
         rgb = torch.from_numpy(np.asarray(f["/images/rgb"][view])).permute(2, 0, 1).float() / 255
         mask = torch.from_numpy(np.asarray(f["/images/mask"][view])).float()[None] / 255
         image, mask, K = self._frame(rgb, mask, views.cameras, view, rng)
-        points, labels = self._points(subject.samples, rng)
+        seen = None
+        if self.config.silhouette_draw > 0:
+            camera = Cameras(
+                K, views.cameras.world_to_cam[view], views.cameras.projection, mask.shape[-1], mask.shape[-2]
+            )
+            seen = functools.partial(_in_silhouette, camera=camera, mask=mask[0].numpy() > 0.5)
+        points, labels = self._points(subject.samples, rng, seen)
         return {
             "image": image,
             "mask": mask,
@@ -209,9 +216,11 @@ class ImagePointsDataset(torch.utils.data.Dataset):
                 rgb = rgb * mask + background * (1 - mask)
         return normalize(rgb, mask, c.mask_input), mask, K
 
-    def _points(self, path: Path, rng) -> tuple[np.ndarray, np.ndarray]:
+    def _points(self, path: Path, rng, seen=None) -> tuple[np.ndarray, np.ndarray]:
         """``points`` drawn from the subject's pool, at most half inside when ``balance``
-        (PIFu's rule), with repeats only when the pool runs short."""
+        (PIFu's rule), with repeats only when the pool runs short. With ``seen`` (points ->
+        bool: inside the view's silhouette), ``silhouette_draw`` of the outside points come
+        from those the view sees inside its silhouette."""
         pool, occupancy = self._pool(path)
         n = self.config.points
         if not self.config.balance:
@@ -220,6 +229,10 @@ class ImagePointsDataset(torch.utils.data.Dataset):
             inside, outside = np.flatnonzero(occupancy), np.flatnonzero(occupancy == 0)
             n_in = n if not len(outside) else 0 if not len(inside) else min(len(inside), n // 2)
             parts = [(inside, n_in), (outside, n - n_in)]
+            if seen is not None and n - n_in > 0:
+                hidden = outside[seen(pool[outside])]
+                n_seen = round(self.config.silhouette_draw * (n - n_in)) if len(hidden) else 0
+                parts = [(inside, n_in), (hidden, n_seen), (outside, n - n_in - n_seen)]
             index = np.concatenate([rng.choice(part, k, replace=k > len(part)) for part, k in parts if k])
         return pool[index].astype(np.float32), occupancy[index].astype(np.float32)
 
@@ -233,6 +246,17 @@ class ImagePointsDataset(torch.utils.data.Dataset):
             with h5py.File(path, "r") as f:
                 self._pools[path] = (f["/points"][()], f["/occupancy"][()])
         return self._pools[path]
+
+
+def _in_silhouette(points: np.ndarray, camera: Cameras, mask: np.ndarray) -> np.ndarray:
+    """(P,) bool: world ``points`` (P, 3) that ``camera`` (one view) sees inside ``mask`` (H, W)."""
+    pixels, _ = camera.project(points)
+    px = np.rint(pixels[0]).astype(np.int64)
+    h, w = mask.shape
+    inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+    out = np.zeros(len(points), bool)
+    out[inside] = mask[px[inside, 1], px[inside, 0]]
+    return out
 
 
 def fit_input(rgb, mask, K: np.ndarray, size: int, jitter: A.Affine | None = None):

@@ -39,7 +39,10 @@ class ImageMethod:
     validation meshes) optional."""
 
     name = "image"
-    best_metric = BestMetric("val/iou")
+    best_metric = BestMetric("val/chamfer_cm", higher_is_better=False)
+    """best.pt is the run's state with the lowest chamfer of its held-out mesh (the measure users
+    score by: a higher point IoU picked worse meshes than the last state did). Runs with no
+    held-out mesh write no best.pt, and reconstruct takes last.pt."""
     inputs: tuple[str, ...] = ("views", "samples")
     """The data options matched by stem into subjects (each subject needs a file in every one)."""
 

@@ -44,6 +44,8 @@ class TrainResult:
     metrics: dict[str, float]
     best_value: float | None
     samples_per_s: float
+    time_up: bool = False
+    """The run ended at its time budget (``max_time``) before ``max_steps``."""
 
 
 @dataclasses.dataclass
@@ -147,11 +149,12 @@ def train(
         use_amp = config.amp and dist.device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler(dist.device.type, enabled=use_amp and amp_dtype == torch.float16)
-        step = 0
+        step, trained_before, started = 0, 0.0, time.perf_counter()
         best: dict[str, Any] = {"metric": method.best_metric.name, "value": None, "step": None}
         metrics: dict[str, float] = {}
         if resume is not None:
             step, best, metrics = _restore(resume, config, model, optimizer, scaler)
+            trained_before = float(resume.get("train_seconds", 0.0))
         trained = model
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -170,6 +173,7 @@ def train(
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "best": best,
                 "metrics": metrics,
+                "train_seconds": trained_before + time.perf_counter() - started,
                 "method_state": method.state(),
                 "command": command,
             }
@@ -181,10 +185,10 @@ def train(
 
             writer = SummaryWriter(str(folder.tensorboard))
 
-        def validate(at: int) -> None:
+        def validate(at: int, final: bool = False) -> None:
             nonlocal metrics
             if dist.main:
-                meshes = at == config.max_steps or (config.mesh_every > 0 and at % config.mesh_every == 0)
+                meshes = final or at == config.max_steps or (config.mesh_every > 0 and at % config.mesh_every == 0)
                 model.eval()
                 with torch.no_grad():
                     metrics, images = method.validate(model, meshes)
@@ -213,7 +217,7 @@ def train(
             dist.barrier()
 
         model.train()
-        interrupted = False
+        interrupted = time_up = False
         rate_window: list[float] = []
         samples_per_s = 0.0
         reporter.start(config.max_steps, step)
@@ -221,7 +225,8 @@ def train(
         with StopRequest() as stop, _worker_errors():
             t_last = time.perf_counter()
             for batch in method.loader(step, config.max_steps, dist.rank, dist.world, workers):
-                lr = schedule.apply(optimizer, step)
+                spent = trained_before + time.perf_counter() - started
+                lr = schedule.apply(optimizer, step, spent / config.max_time if config.max_time else 0.0)
                 with torch.autocast(dist.device.type, dtype=amp_dtype, enabled=use_amp):
                     loss, logs = method.loss(trained, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -241,18 +246,23 @@ def train(
                     writer.add_scalar("perf/it_per_s", samples_per_s / (config.batch_size * dist.world), step)
                 if dist.main and step % config.image_every == 0:
                     writer.add_image("train/inputs", method.batch_images(batch), step, dataformats="HWC")
-                if step % config.val_every == 0 or step == config.max_steps:
-                    validate(step)
+                spent = trained_before + time.perf_counter() - started
+                time_up = dist.any(bool(config.max_time) and spent >= config.max_time)
+                last = step == config.max_steps or time_up
+                if step % config.val_every == 0 or last:
+                    validate(step, final=last)
                     validated_at = step
-                if step % config.checkpoint_every == 0 or step == config.max_steps:
+                if step % config.checkpoint_every == 0 or last:
                     save_last()
+                if time_up:
+                    break
                 if dist.any(stop.requested):
                     interrupted = True
                     break
                 t_last = time.perf_counter()  # the rate counts training steps, not validations
         if interrupted or validated_at != step:
             if not interrupted and step > 0:
-                validate(step)
+                validate(step, final=True)
             save_last()
         finished = True
         return TrainResult(
@@ -263,6 +273,7 @@ def train(
             metrics=metrics,
             best_value=best["value"],
             samples_per_s=samples_per_s,
+            time_up=time_up and step < config.max_steps,
         )
     except BaseException:
         if writer is not None:

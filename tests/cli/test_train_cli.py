@@ -245,3 +245,20 @@ def test_small_config_learns_people(pifu_data, tmp_path):
     start, trained = metrics(1), metrics(400)
     assert trained["val/mse"] < 0.8 * start["val/mse"], (start, trained)
     assert trained["val/iou"] > start["val/iou"] + 0.1 and trained["val/p2s_cm"] < 5.0
+
+
+def test_a_time_budget_ends_the_run_on_time_and_decays_the_rate_by_time(pifu_data, tmp_path):
+    """--max-time ends a run of many steps like its last step (validated, saved), and the
+    learning rate decays at its fractions of the budget when time runs ahead of the steps."""
+    run = tmp_path / "run"
+    r = _train(pifu_data, run, "--max-steps", 100_000, "--max-time", 2, "--lr-decay-at", "0.01", "--lr-decay", 0.5,
+               "--val-every", 100_000, "--mesh-every", 0, "--json", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["time_up"] and 0 < summary["steps"] < 100_000 and "val/iou" in summary["metrics"]
+    state = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert state["step"] == summary["steps"] and state["train_seconds"] >= 2
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.5)
+    r = invoke("train", "pifu", "-o", run, "--resume", "--max-time", 3, "--json", "-q")  # counts the time already spent
+    assert r.exit_code == 0 and json.loads(r.stdout)["steps"] > summary["steps"]
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["train_seconds"] >= 3

@@ -59,6 +59,26 @@ def test_inside_points_project_onto_the_augmented_mask(dataset):
     assert np.mean(control) < np.mean(hits) - 0.05, control
 
 
+def test_silhouette_draw_takes_outside_points_in_front_of_and_behind_the_subject(dataset):
+    """With silhouette_draw 1, every outside point of an item projects inside the item's own
+    (augmented) silhouette: the depth the image leaves open; with 0 (PIFu), about half do."""
+    focused = D.ImagePointsDataset(dataset.subjects, dataset.view_sets, replace(CONFIG, silhouette_draw=1.0), True)
+
+    def outside_on_mask(item):
+        outside = item["points"][item["labels"] < 0.5][None]
+        grid, _ = project_to_grid(outside, item["K"][None], item["world_to_cam"][None], True, 64, 64)
+        px = np.rint((grid[0].numpy() + 1) / 2 * 64 - 0.5).astype(int)
+        seen = ((px >= 0) & (px < 64)).all(1)
+        on = np.zeros(len(px), bool)
+        on[seen] = item["mask"][0].numpy()[px[seen, 1], px[seen, 0]] > 0.5
+        return on.mean()
+
+    for seed in range(4):
+        item = focused[(seed % 3, seed, -1)]
+        assert outside_on_mask(item) == 1.0 and item["labels"].mean() == 0.5
+        assert outside_on_mask(dataset[(seed % 3, seed, -1)]) < 0.8  # PIFu draw: about half
+
+
 def test_perspective_views_and_background_swaps(pifu_data, tmp_path):
     """Perspective views train as orthographic ones do (points on their pixels); a background
     folder fills what the mask leaves out, unless the image is masked as PIFu's is."""
