@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import TINY_PIFU
 
 ROOT = Path(__file__).parents[2]
@@ -39,3 +40,15 @@ def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
     assert (tmp_path / "pred.preview.png").is_file() and not (tmp_path / "data" / "views" / "human_0002.h5").exists()
     split = json.loads((tmp_path / "runs" / "pifu" / "config.json").read_text())["split"]
     assert sorted(split["train"] + split["val"]) == ["human_0000", "human_0001"]  # human_0002 is the test
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_demo_script_runs_at_a_tiny_size(tmp_path):
+    """examples/demo.sh as nox -s demo runs it, with three people and three training steps."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PEOPLE="3", STEPS="3")
+    done = subprocess.run(["bash", str(ROOT / "examples" / "demo.sh"), str(tmp_path / "demo")], env=env,
+                          capture_output=True, text=True, timeout=850)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "held-out person: chamfer" in done.stdout
+    assert (tmp_path / "demo" / "report" / "prediction.preview.png").is_file()
