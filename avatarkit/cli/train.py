@@ -154,7 +154,7 @@ def _train(
         raise OptionError(f"--workers must be 0 or more, got {workers}")
     method, cfg = plan.method(), plan.config
     main = current_rank() == 0
-    reporter = _Progress(quiet or not main, cfg.log_every)
+    reporter = _Progress(quiet or not main, cfg.log_every, cfg.max_time)
     started = time.perf_counter()
     result = train(
         method,
@@ -192,21 +192,23 @@ def _train(
 
 
 class _Progress(Reporter):
-    """A Rich progress line (step, loss, it/s, ETA) on a terminal; a plain line every
-    ``every`` steps otherwise; validation notes as lines."""
+    """A Rich progress line (step, loss, it/s, time left) on a terminal; a plain line every
+    ``every`` steps otherwise; validation notes as lines. With a time ``budget`` (seconds),
+    the time left is the budget's when it ends first."""
 
-    def __init__(self, quiet: bool, every: int) -> None:
-        self.quiet, self.every = quiet, every
+    def __init__(self, quiet: bool, every: int, budget: float = 0.0) -> None:
+        self.quiet, self.every, self.budget = quiet, every, budget
         self.bar = None
         self.total = 0
         self.times: list[tuple[float, int]] = []
+        self.started = time.perf_counter()
 
     def start(self, total: int, done: int) -> None:
         self.total = total
         if self.quiet:
             return
         if console.err.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.bar = Progress(
                 TextColumn("train"),
@@ -214,11 +216,11 @@ class _Progress(Reporter):
                 MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]:.4f}"),
                 TextColumn("{task.fields[rate]:.2f} it/s"),
-                TimeRemainingColumn(),
+                TextColumn("left {task.fields[left]}"),
                 console=console.err,
             )
             self.bar.start()
-            self.task = self.bar.add_task("train", total=total, completed=done, loss=float("nan"), rate=0.0)
+            self.task = self.bar.add_task("train", total=total, completed=done, loss=float("nan"), rate=0.0, left="-")
         elif done:
             console.info(f"resuming at step {done} of {total}")
 
@@ -229,11 +231,13 @@ class _Progress(Reporter):
         self.times = [*self.times[-20:], (now, step)]
         (t0, s0), (t1, s1) = self.times[0], self.times[-1]
         rate = (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+        left = (self.total - step) / rate if rate > 0 else float("nan")
+        if self.budget:
+            left = min(left, max(0.0, self.budget - (now - self.started))) if left == left else left
         if self.bar is not None:
-            self.bar.update(self.task, completed=step, loss=logs["loss"], rate=rate)
+            self.bar.update(self.task, completed=step, loss=logs["loss"], rate=rate, left=_clock(left))
         elif step % self.every == 0 or step == self.total:
-            eta = (self.total - step) / rate if rate > 0 else float("nan")
-            console.info(f"step {step}/{self.total}  loss {logs['loss']:.4f}  {rate:.2f} it/s  eta {_clock(eta)}")
+            console.info(f"step {step}/{self.total}  loss {logs['loss']:.4f}  {rate:.2f} it/s  left {_clock(left)}")
 
     def note(self, message: str) -> None:
         if not self.quiet:

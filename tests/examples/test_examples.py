@@ -45,8 +45,8 @@ def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_demo_script_runs_at_a_tiny_size(tmp_path):
-    """examples/demo.sh as nox -s demo runs it, with three people and three training steps."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PEOPLE="3", STEPS="3")
+    """examples/demo.sh as nox -s demo runs it, with three people and sixty training steps."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PEOPLE="3", STEPS="60")
     done = subprocess.run(["bash", str(ROOT / "examples" / "demo.sh"), str(tmp_path / "demo")], env=env,
                           capture_output=True, text=True, timeout=850)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
