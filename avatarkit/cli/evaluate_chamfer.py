@@ -28,7 +28,8 @@ def evaluate_chamfer(
         Path | None, typer.Option(help="h3ds: landmarks on the ground truth (default: the mesh file's).")
     ] = None,
     gt_region: Annotated[
-        Path | None, typer.Option(help="h3ds: the ground truth's face region, vertex indices.")
+        Path | None,
+        typer.Option(help="h3ds: the ground truth's face region, vertex indices (default: the .h5's /regions/face)."),
     ] = None,
     samples: Annotated[int | None, typer.Option(help="Points sampled per surface (default: the protocol's).")] = None,
     tau: Annotated[list[float] | None, typer.Option(help="F-score threshold in metres; repeat for several.")] = None,

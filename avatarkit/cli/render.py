@@ -22,25 +22,38 @@ def render(
     inputs: Annotated[list[Path], typer.Argument(help="Meshes: mesh .h5, .obj, .ply, .glb, .gltf, .off.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="A .h5 file (one input) or a folder.")],
     views: Annotated[
-        int | None, typer.Option(help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu).")
+        int | None,
+        typer.Option(
+            help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu, 70 with h3ds)."
+        ),
     ] = None,
     pitch: Annotated[
-        list[float] | None, typer.Option(help="Camera elevation in degrees; repeat for several rings.")
+        list[float] | None, typer.Option(help="Camera elevation in degrees; repeat for several rings (default 0).")
     ] = None,
     yaws: Annotated[
-        tuple[float, float],
+        tuple[float, float] | None,
         typer.Option(
-            help="Yaw range of the cameras in degrees, MIN MAX (0: the subject's front, 90: its left).",
+            help="Yaw range of the cameras in degrees, MIN MAX (0: the subject's front, 90: its left; "
+            "default 0 360, -90 90 with --preset h3ds).",
             metavar="MIN MAX",
         ),
-    ] = (0.0, 360.0),
-    size: Annotated[int | None, typer.Option(help="Image width and height in pixels (default 512).")] = None,
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(help="Image width and height in pixels (default 512); with --preset h3ds the height (3:4)."),
+    ] = None,
     projection: Annotated[Literal[PROJECTIONS], typer.Option()] = "perspective",
-    fov: Annotated[float, typer.Option(help="Vertical field of view in degrees (perspective).")] = 40.0,
+    fov: Annotated[
+        float | None, typer.Option(help="Vertical field of view in degrees (perspective; default 40).")
+    ] = None,
     rig: Annotated[Literal[RIGS], typer.Option(help="orbit: even yaws; random: random yaw, pitch and fov.")] = "orbit",
     preset: Annotated[
         Literal[RIG_PRESETS] | None,
-        typer.Option(help="pifu: orthographic, 512 x 512, 360 yaw steps (or --views), subject scaled as PIFu does."),
+        typer.Option(
+            help="pifu: orthographic, 512 x 512, 360 yaw steps (or --views), subject scaled as PIFu does; "
+            "h3ds: 70 hand-held-style portrait views of the head over yaw -90..90, with H3DS's 3/4/8/16/32-view "
+            "subsets (docs/render.md)."
+        ),
     ] = None,
     cameras: Annotated[
         Path | None, typer.Option(help="Cameras from a file: IDR/H3DS cameras.npz, NeRF transforms.json, views .h5.")
@@ -63,7 +76,10 @@ def render(
     ssaa: Annotated[int, typer.Option(help="Supersampling per side for anti-aliased colour.")] = 1,
     export: Annotated[
         Literal[EXPORTS] | None,
-        typer.Option(help="idr: image/, mask/, cameras.npz (IDR/H3DS layout); png: PNGs and a contact sheet."),
+        typer.Option(
+            help="idr: image/, mask/, cameras.npz (IDR/H3DS layout; subsets.json with --preset h3ds); "
+            "png: PNGs and a contact sheet."
+        ),
     ] = None,
     max_memory: MaxMemory = None,
     seed: Seed = 0,
@@ -100,7 +116,17 @@ def render(
         ssaa=ssaa,
     )
     config.check()
-    rig_spec = RigSpec(views, tuple(pitch or (0.0,)), tuple(yaws), size, projection, fov, rig, preset, cameras)
+    rig_spec = RigSpec(
+        views,
+        tuple(pitch) if pitch else None,
+        tuple(yaws) if yaws else None,
+        size,
+        projection,
+        fov,
+        rig,
+        preset,
+        cameras,
+    )
     rig_spec.check()
     check_export(export, rig_spec.orthographic)
     limit = memory_limit(max_memory)
@@ -143,7 +169,8 @@ def render(
 
 def _export_files(dst: Path, export: str | None) -> list[Path]:
     """The exported files of fixed name beside a views file (checked before any work)."""
-    return {"idr": [dst.parent / "cameras.npz"], "png": [dst.parent / "contact_sheet.png"]}.get(export, [])
+    idr = [dst.parent / "cameras.npz", dst.parent / "subsets.json"]
+    return {"idr": idr, "png": [dst.parent / "contact_sheet.png"]}.get(export, [])
 
 
 def _render_one(src, dst, *, rig, config, texture, export, limit, seed, device, units, up, provenance):
@@ -160,4 +187,7 @@ def _render_one(src, dst, *, rig, config, texture, export, limit, seed, device, 
         export_views(dst.parent, views, export, mesh)
     write_artifact(dst, views, batch.for_input(provenance, src))  # last: its presence means complete
     empty = [i for i in range(len(views)) if not views.mask[i].any()]
-    return {"views": len(views), "size": [views.width, views.height], "empty_views": empty}
+    info = {"views": len(views), "size": [views.width, views.height], "empty_views": empty}
+    if views.subsets:
+        info["subsets"] = list(views.subsets)
+    return info

@@ -38,7 +38,9 @@ def synth(
 
     Each file holds the mesh in metres (+Y up, facing +Z, feet on y = 0), its UVs and
     texture, a body-part label per vertex, landmarks (the six H3DS face landmarks and
-    major joints) and the Anny parameters. The same seed gives the same people.
+    major joints), H3DS's face regions (/regions/face_sphere: within 95 mm of the nose tip;
+    /regions/face: its forward-facing skin) and the Anny parameters. The same seed gives the
+    same people.
     """
     import functools
 

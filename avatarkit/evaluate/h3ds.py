@@ -14,7 +14,9 @@ Its steps, in millimetres as the dataset is:
    means in mm are ``gt_to_pred`` and ``pred_to_gt``.
 
 The same library calls are made with the same arguments, so the numbers match that code.
-Without a region file, ICP uses every ground-truth vertex (the package always has one).
+The region is H3DS's region file, else the ground-truth mesh file's own ``/regions/face``
+(``synth`` writes it); without either, ICP uses every ground-truth vertex (the package always
+has one).
 Without landmarks on both meshes step 1 is skipped with a warning, as the package does.
 Vertex indices (landmark and region files) count the vertices as the file lists them:
 :func:`load_h3ds_mesh` keeps that order where our mesh reader would weld duplicates.
@@ -93,7 +95,10 @@ def evaluate_h3ds(
     vp = pred.vertices.astype(np.float64) * MM
     vg = gt.vertices.astype(np.float64) * MM
     if region is not None and region_gt is None:
-        raise OptionError("--region face needs the ground truth's region file (--gt-region)")
+        raise OptionError(
+            "--region face needs the ground truth's face region: a region file (--gt-region), or a mesh .h5 "
+            "with /regions/face"
+        )
     if region_gt is not None:
         check_vertex_ids(region_gt, len(vg), None, "ground-truth region index")
     coarse = np.eye(4)

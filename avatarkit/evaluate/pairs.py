@@ -4,7 +4,8 @@
 - :func:`find_pairs`: two files, two folders matched by stem, or a pairs file (``PRED GT``
   per line, paths relative to the file);
 - :func:`choose_protocol`: a named protocol (``default``, ``pifuhd``, ``icon``; or ``h3ds``,
-  with its landmark and region files) with the user's changes, checked;
+  with its landmark and region files, or the ground-truth file's own landmarks and ``face``
+  region) with the user's changes, checked;
 - :func:`evaluate_pair`: one pair read and scored; a failed reconstruction (an empty mesh,
   or one whose faces have no area) is a failure row with infinite distances, not an error;
 - :func:`summarize`: means and medians over the rows of several pairs.
@@ -25,6 +26,8 @@ from avatarkit.structures.mesh import ZERO_AREA, is_failed_surface
 
 PROTOCOL_NAMES = (*PROTOCOLS, "h3ds")
 REGIONS = ("face",)
+FACE_REGION = "face"
+"""The ground truth's own region the h3ds protocol uses when no ``--gt-region`` file is given."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +41,8 @@ class H3dsOptions:
     landmarks_gt: Path | None = None
     """Landmarks on the ground truth (default: the mesh file's)."""
     gt_region: Path | None = None
-    """The ground truth's face region, vertex indices."""
+    """The ground truth's face region, vertex indices (default: the mesh file's ``face`` region,
+    ``/regions/face``)."""
 
     def given(self) -> bool:
         return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
@@ -229,10 +233,13 @@ def _evaluate_h3ds(pred: Path, gt: Path, options: H3dsOptions, units: str | None
             check_vertex_ids(named[key], len(mesh.vertices), path, what)
     lp = named.get("pred", prediction.landmark_ids())
     lg = named.get("gt", ground_truth.landmark_ids())
-    metrics, aligned = evaluate_h3ds(
-        prediction, ground_truth, lp or None, lg or None, named.get("region"), options.region
-    )
-    row |= {"landmarks": bool(lp and lg), "n_samples": len(prediction.vertices), **metrics.values}
+    own = (ground_truth.regions or {}).get(FACE_REGION)
+    region = named.get("region", own)
+    metrics, aligned = evaluate_h3ds(prediction, ground_truth, lp or None, lg or None, region, options.region)
+    source = str(options.gt_region) if options.gt_region is not None else None
+    source = source or (f"/regions/{FACE_REGION}" if own is not None else None)
+    row |= {"landmarks": bool(lp and lg), "gt_region": source, "n_samples": len(prediction.vertices)}
+    row |= metrics.values
     return PairResult(row, metrics, aligned, ground_truth)
 
 

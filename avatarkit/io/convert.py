@@ -12,11 +12,11 @@ from avatarkit.structures import Mesh
 
 # what each file format cannot hold, by Mesh attribute
 _NOT_HELD = {
-    ".obj": ("vertex_labels", "landmarks", "params"),
-    ".ply": ("texture", "landmarks", "params"),
-    ".glb": ("vertex_labels", "landmarks", "params"),
-    ".gltf": ("vertex_labels", "landmarks", "params"),
-    ".off": ("uvs", "texture", "vertex_labels", "landmarks", "params"),
+    ".obj": ("vertex_labels", "landmarks", "params", "regions"),
+    ".ply": ("texture", "landmarks", "params", "regions"),
+    ".glb": ("vertex_labels", "landmarks", "params", "regions"),
+    ".gltf": ("vertex_labels", "landmarks", "params", "regions"),
+    ".off": ("uvs", "texture", "vertex_labels", "landmarks", "params", "regions"),
 }
 
 

@@ -19,7 +19,7 @@ from avatarkit import __version__
 from avatarkit.errors import InputError, KindError, MeshError
 from avatarkit.io.atomic import atomic_path
 from avatarkit.io.formats import is_hdf5
-from avatarkit.io.schema import KINDS, ROOT_ATTRS, SCHEMA_VERSION, Field, KindSpec
+from avatarkit.io.schema import KINDS, ROOT_ATTRS, SCHEMA_VERSION, Field, IndexSets, KindSpec
 from avatarkit.structures import Landmarks, Mesh, Metrics, Samples, Texture, Transform, Views, Voxels
 from avatarkit.structures.cameras import PROJECTIONS, camera_problems
 from avatarkit.structures.mesh import EMPTY_MESH, empty_mesh_error
@@ -75,6 +75,11 @@ def write_artifact(path: str | Path, obj: Any, provenance: Provenance | None = N
             value = values.get(field.attr)
             if value is not None:
                 _write_field(f, field, value)
+        for sets in spec.index_sets:
+            lists = values.get(sets.attr) or {}
+            group = f.create_group(sets.path, track_order=True) if lists else None  # read back in this order
+            for name, ids in lists.items():
+                group.create_dataset(name, data=np.asarray(ids, dtype=np.int32))
         _write_extras(f, obj)
     return path
 
@@ -280,6 +285,9 @@ def read_artifact(path: str | Path, expected: str | tuple[str, ...]) -> Any:
         kind = check_kind(f, path, expected)
         spec = KINDS[kind]
         values = {fld.attr: _read_field(f[fld.path], fld) for fld in spec.fields if fld.path in f}
+        for sets in spec.index_sets:
+            if sets.path in f:
+                values[sets.attr] = {name: dset[()] for name, dset in f[sets.path].items()}
         return _BUILDERS[kind](f, values)
 
 
@@ -291,7 +299,8 @@ def read_mesh(path: str | Path) -> Mesh:
 
 
 def read_view(path: str | Path, index: int) -> Views:
-    """One view of a ``views`` file (a one-view :class:`Views`), without reading the others."""
+    """One view of a ``views`` file (a one-view :class:`Views`, without the file's subsets),
+    without reading the others."""
     path = Path(path)
     with open_h5(path) as f:
         check_kind(f, path, "views")
@@ -452,11 +461,35 @@ def validate_open(f, spec: KindSpec) -> list[str]:
             if isinstance(want, str) and sizes.setdefault(want, size) != size:
                 problems.append(f"{field.path} has {want}={size} but another dataset has {want}={sizes[want]}")
                 break
+    if not problems:
+        problems += [p for sets in spec.index_sets for p in _index_set_problems(f, sets, sizes.get(sets.indexes, 0))]
     if not problems and spec.kind == "mesh":
         problems += _mesh_content_problems(f)
     if not problems and spec.kind == "views":
         target = f["/cameras/target"][()] if "/cameras/target" in f else None
         problems += camera_problems(f["/cameras/K"][()], f["/cameras/world_to_cam"][()], target)
+    return problems
+
+
+def _index_set_problems(f, sets: IndexSets, count: int) -> list[str]:
+    """The ways a group of named index lists (``/regions``, ``/subsets``) breaks the schema:
+    members that are not (K,) int32 datasets, indices outside the ``count`` items."""
+    from avatarkit.structures.indices import index_set_problems
+
+    if sets.path not in f:
+        return []
+    group = f[sets.path]
+    if hasattr(group, "shape"):
+        return [f"{sets.path} is a dataset, not a group of {sets.what}s"]
+    problems, lists = [], {}
+    for name, dset in group.items():
+        if not hasattr(dset, "shape"):
+            problems.append(f"{sets.path}/{name} is a group, not a list of {sets.item} indices")
+        elif not _dtype_ok(dset.dtype, "int32") or len(dset.shape) != 1:
+            problems.append(f"{sets.path}/{name} has shape {dset.shape} and dtype {dset.dtype}, expected (K,) int32")
+        else:
+            lists[name] = dset[()]
+    problems += index_set_problems(lists, count, sets.what, sets.item, sets.items, sets.path)
     return problems
 
 

@@ -36,11 +36,33 @@ class Field:
 
 
 @dataclasses.dataclass(frozen=True)
+class IndexSets:
+    """A group of named index lists into one axis of a kind: each member ``PATH/NAME`` is a
+    (K,) ``int32`` dataset of indices in [0, size of ``indexes``).
+
+    Attributes:
+        path: the group, e.g. ``/subsets``.
+        attr: the attribute of the structure it holds (a dict, name -> indices).
+        indexes: the shape symbol of the axis the indices point into (``"N"``, ``"V"``).
+        what, item, items: words for messages (``subset``, ``view``, ``views``).
+    """
+
+    path: str
+    attr: str
+    indexes: str
+    what: str
+    item: str
+    items: str
+
+
+@dataclasses.dataclass(frozen=True)
 class KindSpec:
     kind: str
     fields: tuple[Field, ...]
     attrs: tuple[str, ...] = ()
     """Root attributes required beyond the common ones."""
+    index_sets: tuple[IndexSets, ...] = ()
+    """Optional groups of named index lists (``/regions``, ``/subsets``)."""
 
     def field(self, attr: str) -> Field:
         return next(f for f in self.fields if f.attr == attr)
@@ -62,6 +84,7 @@ KINDS: dict[str, KindSpec] = {
             Field("/landmarks/points", "landmark_points", "float32", ("L", 3), False),
             Field("/landmarks/vertex_ids", "landmark_vertex_ids", "int32", ("L",), False),
         ),
+        index_sets=(IndexSets("/regions", "regions", "V", "region", "vertex", "vertices"),),
     ),
     "views": KindSpec(
         "views",
@@ -77,6 +100,7 @@ KINDS: dict[str, KindSpec] = {
             Field("/images/label", "label", "int16", ("N", "H", "W"), False, per_item=True),
         ),
         attrs=("projection", "width", "height"),
+        index_sets=(IndexSets("/subsets", "subsets", "N", "subset", "view", "views"),),
     ),
     "samples": KindSpec(
         "samples",

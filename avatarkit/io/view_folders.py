@@ -37,9 +37,16 @@ def export_views(folder: Path, views: Views, export: str, mesh=None) -> list[Pat
     return write_idr_folder(folder, views, idr_scale_mat(*mesh.bounding_sphere(1.1)))
 
 
+SUBSETS_FILE = "subsets.json"
+"""The view subsets of an IDR/H3DS folder: ``{"3": [0, 18, 65], ...}``, view indices in image order."""
+
+
 def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[Path]:
     """``image/000.png``, ``mask/000.png`` and ``cameras.npz`` (``world_mat_i``, ``scale_mat_i``),
-    the layout IDR and the H3DS loaders read."""
+    the layout IDR and the H3DS loaders read, and ``subsets.json`` when the views have subsets
+    (a stale one from an earlier export is removed)."""
+    import json
+
     from avatarkit.io.cameras import write_idr
 
     check_export("idr", views.projection == "orthographic")  # before any image is written
@@ -53,6 +60,13 @@ def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[
     with atomic_path(folder / "cameras.npz") as tmp:
         write_idr(tmp, cameras, scale_mat)
     written.append(folder / "cameras.npz")
+    subsets = folder / SUBSETS_FILE
+    if views.subsets:
+        with atomic_path(subsets) as tmp:
+            tmp.write_text(json.dumps({k: [int(i) for i in v] for k, v in views.subsets.items()}) + "\n")
+        written.append(subsets)
+    elif subsets.exists():
+        subsets.unlink()  # it named the views of the cameras.npz just replaced
     return written
 
 
@@ -87,7 +101,8 @@ def contact_sheet(images: np.ndarray, max_side: int = 2048) -> np.ndarray:
 
 def read_idr_folder(folder: Path) -> Views:
     """Views from an IDR/H3DS folder: ``image/*.png|jpg`` in name order, optional ``mask/``
-    (a pixel is in the mask when any channel is above 127), ``cameras.npz``."""
+    (a pixel is in the mask when any channel is above 127), ``cameras.npz``, optional
+    ``subsets.json`` (view subsets, :data:`SUBSETS_FILE`)."""
     from PIL import Image
 
     from avatarkit.io.cameras import read_idr
@@ -134,7 +149,31 @@ def read_idr_folder(folder: Path) -> Views:
         np.stack(rgb),
         np.stack(mask),
         target=None if cameras.target is None else cameras.target.astype(np.float32),
+        subsets=read_subsets_file(folder / SUBSETS_FILE, len(images)) if (folder / SUBSETS_FILE).exists() else {},
     )
+
+
+def read_subsets_file(path: Path, count: int) -> dict[str, np.ndarray]:
+    """View subsets from a JSON object of lists of view indices (``{"3": [0, 18, 65], ...}``),
+    checked against ``count`` views; an :class:`InputError` naming ``path`` when it is not one."""
+    import json
+
+    from avatarkit.structures.indices import index_set_problems
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"not a JSON file of view subsets ({exc})", path) from None
+    lists = data.values() if isinstance(data, dict) else ()
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v) for v in lists
+    ):
+        raise InputError('expected {"NAME": [view index, ...], ...} (JSON lists of whole numbers)', path)
+    subsets = {str(k): np.asarray(v, dtype=np.int64) for k, v in data.items()}
+    problems = index_set_problems(subsets, count, "subset", "view")
+    if problems:
+        raise InputError(problems[0], path)
+    return subsets
 
 
 class IuvImages(NamedTuple):

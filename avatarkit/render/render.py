@@ -23,7 +23,7 @@ from avatarkit.errors import AvatarkitWarning, OptionError
 from avatarkit.geometry.surface import vertex_normals
 from avatarkit.render import lighting as L
 from avatarkit.render.raycast import RayCaster
-from avatarkit.render.rigs import RigSpec, make_rig
+from avatarkit.render.rigs import RigSpec, make_rig, rig_subsets
 from avatarkit.structures import Cameras, Mesh, Views
 
 LIGHTINGS = ("none", "sh", "prt", "directional")
@@ -75,7 +75,8 @@ def render_rig(
     the core of ``avatarkit render`` for one input. ``export``: the folder format the views
     will be written in (``idr`` takes perspective cameras only). ``max_bytes``: refuse, with a
     :class:`~avatarkit.errors.ResourceError`, a render whose :func:`render_memory` is above it.
-    Warns about cameras that see nothing of the mesh."""
+    Warns about cameras that see nothing of the mesh. The views carry the rig's view subsets
+    (:func:`~avatarkit.render.rigs.rig_subsets`: H3DS's for ``--preset h3ds``)."""
     from avatarkit.device import refuse_over_memory
     from avatarkit.io.view_folders import check_export
 
@@ -91,6 +92,7 @@ def render_rig(
             "lower --size, --views or --ssaa",
         )
     views = render(mesh, cameras, config, seed=seed, device=device)
+    views.subsets = rig_subsets(mesh, rig, cameras)
     empty = [i for i in range(len(views)) if not views.mask[i].any()]
     if empty:
         warnings.warn(

@@ -1,5 +1,6 @@
-"""Camera rigs around a subject: look-at poses, orbits, random rigs, PIFu's rig, and
-:func:`make_rig`, which picks one from a render's options (the cameras ``avatarkit render`` uses).
+"""Camera rigs around a subject: look-at poses, orbits, random rigs, PIFu's rig, an H3DS-like
+handheld capture of a head with its few-view subsets, and :func:`make_rig`, which picks one from
+a render's options (the cameras ``avatarkit render`` uses).
 """
 
 from __future__ import annotations
@@ -117,8 +118,122 @@ def pifu_rig(vertices: np.ndarray, size: int = 512, yaws: np.ndarray | None = No
     return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "orthographic", size, size, targets)
 
 
+H3DS_VIEWS = 70
+"""Views of ``--preset h3ds``: H3DS's scenes hold about 70 photos each."""
+H3DS_YAWS = (-90.0, 90.0)
+"""Yaws of ``--preset h3ds``, degrees from the way the face looks (90: towards the subject's left),
+ends included."""
+H3DS_PITCHES = (-20.0, 30.0)
+"""Pitches of ``--preset h3ds``, degrees above the horizon, drawn uniformly per view."""
+H3DS_DISTANCES = (0.5, 0.7)
+"""Camera to head-centre distances of ``--preset h3ds``, metres (arm's length), drawn per view."""
+H3DS_ROLL = 5.0
+"""Largest roll of a ``--preset h3ds`` camera about its axis, degrees (a camera held by hand)."""
+H3DS_FILL = 1.0
+"""Share of the image width the head's bounding sphere spans from the nearest distance."""
+H3DS_SUBSETS = (3, 4, 8, 16, 32)
+"""The few-view subsets H3D-Net is scored on (the ``h3ds`` package's views configurations)."""
+
+
+def head_sphere(mesh: Mesh) -> tuple[np.ndarray, float]:
+    """(3,) float64 centre and radius, metres, of the head's bounding sphere: of the vertices
+    labelled ``head`` when the mesh has that label (Anny's skin of the head and neck, so a
+    whole synthetic body's head), else of the whole mesh (a head scan)."""
+    names = mesh.label_names or []
+    if mesh.vertex_labels is not None and "head" in names:
+        head = mesh.vertex_labels == names.index("head")
+        if head.any():
+            return Mesh(mesh.vertices[head], np.zeros((0, 3), np.int32)).bounding_sphere()
+    return mesh.bounding_sphere()
+
+
+def face_heading(mesh: Mesh) -> float:
+    """The yaw, degrees, the face looks towards (:meth:`Mesh.face_forward` about +Y: 0 along +Z,
+    90 along +X); 0 for a mesh without face landmarks or whose face looks straight up or down."""
+    forward = mesh.face_forward()
+    if forward is None or np.hypot(forward[0], forward[2]) < 1e-6:
+        return 0.0
+    return float(np.degrees(np.arctan2(forward[0], forward[2])))
+
+
+def h3ds_rig(
+    center: np.ndarray,
+    radius: float,
+    rng: np.random.Generator,
+    views: int = H3DS_VIEWS,
+    height: int = 512,
+    yaw_range: tuple[float, float] = H3DS_YAWS,
+    heading: float = 0.0,
+) -> Cameras:
+    """An H3DS-like capture of a head (photos taken by hand, going round the front of the
+    subject's head at arm's length) whose bounding sphere is ``center``, ``radius`` (metres,
+    world frame): ``views`` perspective cameras of ``3/4 height`` x ``height`` pixels
+    (portrait), in yaw order across ``yaw_range`` (degrees, ends included, each yaw jittered by
+    up to a third of the step, counted from ``heading``, the yaw the face looks towards, as a
+    photographer goes round the face); pitch drawn from :data:`H3DS_PITCHES`; distance to
+    ``center`` drawn from :data:`H3DS_DISTANCES` (farther for a sphere wider than a head: 2.5
+    to 3.5 ``radius``); a roll of up to :data:`H3DS_ROLL` degrees; each aimed at ``center``
+    (the rig's ``target``). One focal length for all: the sphere spans :data:`H3DS_FILL` of
+    the image width from the nearest distance, so the head fills most of every photo and never
+    leaves it."""
+    width = max(1, round(height * 3 / 4))
+    low, high = yaw_range
+    step = (high - low) / max(views - 1, 1)
+    yaws = np.linspace(low, high, views) if views > 1 else np.array([0.5 * (low + high)])
+    yaws = np.clip(yaws + rng.uniform(-step / 3, step / 3, views), low, high)
+    pitches = rng.uniform(*H3DS_PITCHES, views)
+    near = max(H3DS_DISTANCES[0], 2.5 * radius)
+    distances = rng.uniform(near, near * H3DS_DISTANCES[1] / H3DS_DISTANCES[0], views)
+    rolls = np.radians(rng.uniform(-H3DS_ROLL, H3DS_ROLL, views))
+    f = H3DS_FILL * (width / 2) / np.tan(np.arcsin(radius / near))
+    k = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+    center = np.asarray(center, dtype=np.float64)
+    poses = []
+    for yaw, pitch, distance, roll in zip(yaws, pitches, distances, rolls, strict=True):
+        pose = look_at(center + distance * direction(heading + yaw, pitch), center)
+        spin = np.eye(4)  # roll about the camera's own +Z
+        spin[:2, :2] = [[np.cos(roll), -np.sin(roll)], [np.sin(roll), np.cos(roll)]]
+        poses.append(spin @ pose)
+    targets = np.repeat(center[None], views, 0)
+    return Cameras(np.repeat(k[None], views, 0), np.stack(poses), "perspective", width, height, targets)
+
+
+def view_subsets(
+    cameras: Cameras, sizes: tuple[int, ...] = H3DS_SUBSETS, heading: float = 0.0
+) -> dict[str, np.ndarray]:
+    """H3DS-style few-view subsets of a rig, name (the count) -> sorted (K,) int32 view indices;
+    sizes above the rig's count are left out.
+
+    The smallest is H3D-Net's three-view set: the view looking most squarely at the subject's
+    face (direction yaw ``heading``, pitch 0) and those nearest ``heading`` -45 and +45
+    degrees of yaw. Each larger one keeps the smaller and adds, one at a time, the view whose
+    direction (from its target to the camera) is farthest in angle from those chosen (greedy
+    farthest-point sampling), so the subsets are nested and spread evenly over the captured
+    directions.
+    """
+    sizes = tuple(sorted(n for n in sizes if 0 < n <= len(cameras)))
+    if not sizes:
+        return {}
+    targets = cameras.targets()
+    offset = cameras.centers() - (targets if targets is not None else 0.0)
+    dirs = offset / np.linalg.norm(offset, axis=1, keepdims=True)
+    chosen: list[int] = []
+    for yaw in (0.0, -45.0, 45.0)[: sizes[0]]:
+        closeness = dirs @ direction(heading + yaw, 0.0)
+        closeness[chosen] = -np.inf
+        chosen.append(int(np.argmax(closeness)))
+    out = {}
+    for size in sizes:
+        while len(chosen) < size:
+            nearest = (dirs @ dirs[chosen].T).max(axis=1)  # cosine to the nearest chosen view
+            nearest[chosen] = np.inf
+            chosen.append(int(np.argmin(nearest)))
+        out[str(size)] = np.sort(np.asarray(chosen[:size], dtype=np.int32))
+    return out
+
+
 RIGS = ("orbit", "random")
-RIG_PRESETS = ("pifu",)
+RIG_PRESETS = ("pifu", "h3ds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,22 +241,27 @@ class RigSpec:
     """Which cameras a render uses (the camera options of ``avatarkit render``)."""
 
     views: int | None = None
-    """Cameras evenly spaced in yaw per pitch (default 8; 360 with the ``pifu`` preset)."""
-    pitches: tuple[float, ...] = (0.0,)
-    """Camera elevations, degrees: one ring of cameras each."""
-    yaw_range: tuple[float, float] = (0.0, 360.0)
+    """Cameras evenly spaced in yaw per pitch (default 8; 360 with the ``pifu`` preset, 70 with
+    ``h3ds``)."""
+    pitches: tuple[float, ...] | None = None
+    """Camera elevations, degrees: one ring of cameras each (default one ring at 0; ``h3ds``
+    draws its own and takes none)."""
+    yaw_range: tuple[float, float] | None = None
     """Yaws of the cameras, degrees, MIN included and MAX not (0: in front of the subject, 90: on
-    its left): the views are evenly spaced in it (random rigs draw from it)."""
+    its left): the views are evenly spaced in it (random rigs draw from it). Default 0 360;
+    ``h3ds``: -90 90, both ends included."""
     size: int | None = None
-    """Image width and height, pixels (default 512; a camera file's own size)."""
+    """Image width and height, pixels (default 512; a camera file's own size); with ``h3ds``
+    the height, the width being 3/4 of it."""
     projection: str = "perspective"
     """``perspective`` or ``orthographic``."""
-    fov: float = 40.0
-    """Vertical field of view, degrees (perspective orbits)."""
+    fov: float | None = None
+    """Vertical field of view, degrees (perspective orbits; default 40; ``h3ds`` sets its own)."""
     rig: str = "orbit"
     """``orbit``: even yaws; ``random``: random yaw, pitch and field of view."""
     preset: str | None = None
-    """``pifu``: PIFu's orthographic rig, subject scaled as PIFu does."""
+    """``pifu``: PIFu's orthographic rig, subject scaled as PIFu does; ``h3ds``: an H3DS-like
+    hand-held capture of the head (:func:`h3ds_rig`) with its view subsets (:func:`view_subsets`)."""
     cameras: Path | None = None
     """A camera file: IDR/H3DS ``cameras.npz``, NeRF ``transforms.json`` or a views file."""
 
@@ -150,11 +270,11 @@ class RigSpec:
             raise OptionError(f"--size must be positive, got {self.size}")
         if self.views is not None and self.views < 1:
             raise OptionError(f"--views must be positive, got {self.views}")
-        if not 0 < self.fov < 180:  # NaN fails too
+        if self.fov is not None and not 0 < self.fov < 180:  # NaN fails too
             raise OptionError(f"--fov must be between 0 and 180 degrees (exclusive), got {self.fov:g}")
-        if not np.isfinite(np.asarray(self.pitches, dtype=np.float64)).all():
+        if self.pitches is not None and not np.isfinite(np.asarray(self.pitches, dtype=np.float64)).all():
             raise OptionError(f"--pitch must be finite degrees, got {', '.join(f'{p:g}' for p in self.pitches)}")
-        low, high = self.yaw_range
+        low, high = self.yaws
         if not (np.isfinite(low) and np.isfinite(high) and low < high <= low + 360):
             raise OptionError(f"--yaws takes MIN MAX degrees with MIN < MAX <= MIN + 360, got {low:g} {high:g}")
         if self.projection not in PROJECTIONS:
@@ -165,6 +285,29 @@ class RigSpec:
             raise OptionError(f"--preset must be one of {', '.join(RIG_PRESETS)}, got {self.preset!r}")
         if self.cameras is not None and self.preset is not None:
             raise OptionError("--cameras and --preset both set the cameras; give one")
+        if self.preset == "h3ds":
+            given = [
+                flag
+                for flag, value in (
+                    ("--pitch", self.pitches is not None),
+                    ("--fov", self.fov is not None),
+                    ("--projection orthographic", self.projection != "perspective"),
+                    ("--rig random", self.rig != "orbit"),
+                )
+                if value
+            ]
+            if given:
+                raise OptionError(
+                    f"--preset h3ds sets its own cameras (perspective, pitches drawn from --seed, its own focal "
+                    f"length): drop {', '.join(given)}"
+                )
+
+    @property
+    def yaws(self) -> tuple[float, float]:
+        """The yaw range in degrees: :attr:`yaw_range`, or the rig's default."""
+        if self.yaw_range is not None:
+            return self.yaw_range
+        return H3DS_YAWS if self.preset == "h3ds" and self.cameras is None else (0.0, 360.0)
 
     @property
     def orthographic(self) -> bool:
@@ -174,23 +317,36 @@ class RigSpec:
 
 def make_rig(mesh: Mesh, spec: RigSpec, seed: int = 0) -> Cameras:
     """The cameras a render of ``mesh`` uses, from ``spec``: a camera file's (warning when
-    ``size`` crops them far from their own image), PIFu's rig, a random rig (seeded), or an
-    orbit around the mesh's bounding sphere."""
+    ``size`` crops them far from their own image), PIFu's rig, the H3DS-like capture of the
+    head (seeded), a random rig (seeded), or an orbit around the mesh's bounding sphere."""
     spec.check()
     if spec.cameras is not None:
         return _from_file(spec.cameras, spec.size)
-    low, high = spec.yaw_range
+    low, high = spec.yaws
+    pitches = spec.pitches if spec.pitches is not None else (0.0,)
     if spec.preset == "pifu":
         views = spec.views or 360
         yaws = low + np.arange(views) * (high - low) / views
-        return pifu_rig(mesh.vertices, spec.size or 512, yaws, spec.pitches)
+        return pifu_rig(mesh.vertices, spec.size or 512, yaws, pitches)
+    if spec.preset == "h3ds":
+        center, radius = head_sphere(mesh)
+        rng = np.random.default_rng([seed, 2])
+        views, height = spec.views or H3DS_VIEWS, spec.size or 512
+        return h3ds_rig(center, radius, rng, views, height, (low, high), face_heading(mesh))
     size, views = spec.size or 512, spec.views or 8
     center, radius = mesh.bounding_sphere()
     if spec.rig == "random":
         rng = np.random.default_rng([seed, 1])
         return random_rig(rng, views, center, radius, (size, size), spec.projection, yaw_range=(low, high))
     yaws = low + np.arange(views) * (high - low) / views
-    return orbit(center, radius, yaws, np.asarray(spec.pitches), (size, size), spec.projection, spec.fov)
+    fov = spec.fov if spec.fov is not None else 40.0
+    return orbit(center, radius, yaws, np.asarray(pitches), (size, size), spec.projection, fov)
+
+
+def rig_subsets(mesh: Mesh, spec: RigSpec, cameras: Cameras) -> dict[str, np.ndarray]:
+    """The view subsets the rig :func:`make_rig` made of ``mesh`` comes with: H3DS's
+    (:func:`view_subsets` around the face's heading) for ``--preset h3ds``, none for the others."""
+    return view_subsets(cameras, heading=face_heading(mesh)) if spec.preset == "h3ds" else {}
 
 
 def _from_file(path: Path, size: int | None) -> Cameras:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from avatarkit.errors import OptionError
+
 
 @dataclasses.dataclass
 class Views:
@@ -29,6 +31,9 @@ class Views:
         target: (N, 3) float32 world point each camera is aimed at (the subject's centre,
             the origin of depth for pixel-aligned networks), or None when unknown.
         lighting: named lighting arrays per view (``/lighting/...``).
+        subsets: named lists of view indices, name -> (K,) int32 (``/subsets/NAME``): the
+            fixed few-view sets of a capture, e.g. H3DS's ``"3"``, ``"4"``, ``"8"``, ``"16"``,
+            ``"32"`` (``render --preset h3ds``); empty when the views have none.
     """
 
     K: np.ndarray
@@ -42,6 +47,10 @@ class Views:
     label: np.ndarray | None = None
     target: np.ndarray | None = None
     lighting: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    subsets: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.subsets = {str(k): np.asarray(v, dtype=np.int32).reshape(-1) for k, v in self.subsets.items()}
 
     @property
     def width(self) -> int:
@@ -59,6 +68,32 @@ class Views:
         from avatarkit.structures.cameras import Cameras
 
         return Cameras(self.K, self.world_to_cam, self.projection, self.width, self.height, self.target)
+
+    def select(self, indices) -> Views:
+        """The views at ``indices`` (in that order), with their cameras, images and per-view
+        lighting; the result has no subsets (its views are numbered anew)."""
+        ids = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+
+        def take(value):
+            if isinstance(value, dict):
+                return {k: take(v) for k, v in value.items()}
+            if isinstance(value, np.ndarray) and value.ndim and len(value) == n:
+                return value[ids]
+            return value
+
+        arrays = ("K", "world_to_cam", "rgb", "mask", "depth", "normal", "uv", "label", "target")
+        return dataclasses.replace(
+            self, **{a: take(getattr(self, a)) for a in arrays}, lighting=take(self.lighting), subsets={}
+        )
+
+    def subset(self, name: str) -> Views:
+        """The views of subset ``name`` (see :attr:`subsets`); an :class:`OptionError` naming the
+        subsets there are when there is no such subset."""
+        if name not in self.subsets:
+            have = ", ".join(self.subsets) or "none"
+            raise OptionError(f"no view subset {name!r} (the views have {have})")
+        return self.select(self.subsets[name])
 
 
 @dataclasses.dataclass

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from avatarkit.errors import MeshError
+from avatarkit.structures.indices import index_set_problems
 
 EMPTY_MESH = "empty mesh"
 ZERO_AREA = "every face has zero area"
@@ -83,6 +84,9 @@ class Mesh:
         landmarks: named landmarks, or None.
         params: parametric model parameters (e.g. ``{"anny": {...}}``): nested dicts
             of arrays and scalars, stored under ``/params``.
+        regions: named vertex regions, name -> (R,) int32 vertex indices (e.g. H3DS's
+            ``face_sphere`` and ``face``; see :func:`~avatarkit.synth.generate.face_regions`),
+            stored under ``/regions``; or None.
     """
 
     vertices: np.ndarray
@@ -96,6 +100,7 @@ class Mesh:
     label_names: list[str] | None = None
     landmarks: Landmarks | None = None
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    regions: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.vertices = np.asarray(self.vertices, dtype=np.float32).reshape(-1, 3)
@@ -112,6 +117,8 @@ class Mesh:
             self.texture = np.asarray(self.texture, dtype=np.uint8)
         if self.vertex_labels is not None:
             self.vertex_labels = np.asarray(self.vertex_labels, dtype=np.int16).reshape(-1)
+        if self.regions is not None:
+            self.regions = {str(k): np.asarray(v, dtype=np.int32).reshape(-1) for k, v in self.regions.items()}
 
     @property
     def has_uvs(self) -> bool:
@@ -155,6 +162,19 @@ class Mesh:
             if np.all(np.isfinite(point)):
                 out[name] = np.asarray(point, dtype=np.float64)
         return out
+
+    def face_forward(self) -> np.ndarray | None:
+        """(3,) float64 unit vector the face looks along, world frame, from the landmarks:
+        ``(left_eye - right_eye) x (eyes' midpoint - lips' midpoint)`` (+Z for a subject in our
+        rest frame, whatever its head's pose); None without those four landmarks."""
+        points = self.landmark_points()
+        if not all(n in points for n in ("left_eye", "right_eye", "left_lips", "right_lips")):
+            return None
+        across = points["left_eye"] - points["right_eye"]
+        up = 0.5 * (points["left_eye"] + points["right_eye"] - points["left_lips"] - points["right_lips"])
+        forward = np.cross(across, up)
+        length = np.linalg.norm(forward)
+        return forward / length if length > 0 else None
 
     def bounding_sphere(self, scale: float = 1.0) -> tuple[np.ndarray, float]:
         """(3,) float64 centre (the bounding box's midpoint) and radius (to the farthest vertex,
@@ -210,11 +230,21 @@ class Mesh:
                 raise MeshError("landmark names, points and vertex_ids differ in length", source)
             if lm.vertex_ids.max(initial=-1) >= len(v):
                 raise MeshError(f"a landmark names vertex {int(lm.vertex_ids.max())} of {len(v)}", source)
+        for problem in index_set_problems(self.regions or {}, len(v), "region", "vertex", "vertices"):
+            raise MeshError(problem, source)
+
+    def sub_mesh_regions(self, remap: np.ndarray) -> dict[str, np.ndarray] | None:
+        """The regions of a sub-mesh whose vertex ``i`` is this mesh's vertex ``j`` where
+        ``remap[j] == i`` (-1: left out): each region's kept vertices, renumbered."""
+        if self.regions is None:
+            return None
+        remap = np.asarray(remap)
+        return {name: remap[ids][remap[ids] >= 0] for name, ids in self.regions.items()}
 
     def transformed(self, matrix: np.ndarray, scale: float = 1.0) -> Mesh:
         """A copy moved by a 4x4 rigid ``matrix`` after uniform ``scale``: x' = R (s x) + t.
 
-        Normals and landmark points move with the mesh.
+        Normals and landmark points move with the mesh; vertex regions and labels are kept.
         """
         m = np.asarray(matrix, dtype=np.float64)
         r, t = m[:3, :3], m[:3, 3]

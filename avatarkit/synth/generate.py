@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 POSES = ("rest", "random")
 PARTS = ("body", "head")
+FACE_SPHERE_RADIUS = 0.095
+"""H3DS's face region: the vertices within this many metres (95 mm) of the nose tip."""
+NOT_FACE_SKIN = ("eye", "mouth_cavity", "tongue")
+"""Anny's labels (prefixes) of what is not the face's skin: eyeballs and eye sockets, the
+inside of the mouth, the tongue."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,10 +158,45 @@ class HumanGenerator:
                 }
             },
         )
+        mesh.regions = face_regions(mesh)
         if cfg.part == "head":
             mesh = _head_only(mesh, self._head_vertices, body.faces)
         mesh.validate(f"subject {index}")
         return mesh
+
+
+def face_regions(mesh: Mesh) -> dict[str, np.ndarray] | None:
+    """H3DS's face regions of a mesh with the six face landmarks (None without them):
+
+    - ``face_sphere``: the vertices within :data:`FACE_SPHERE_RADIUS` (95 mm) of the
+      ``nose_tip`` landmark, H3DS's definition of its ``face`` region;
+    - ``face``: the ``face_sphere`` vertices that are skin on the front of the head: labelled
+      ``head`` (Anny's skin of the head and neck: not the eyes, eye sockets, mouth cavity or
+      tongue, nor a body's torso; a mesh without that label: labelled none of
+      :data:`NOT_FACE_SKIN`), with a vertex normal pointing forward (a positive dot product
+      with :meth:`~avatarkit.structures.Mesh.face_forward`, which follows the head however it
+      is posed).
+
+    Returns name -> (R,) int32 sorted vertex indices.
+    """
+    from avatarkit.geometry.surface import vertex_normals
+
+    nose, forward = mesh.landmark_points().get("nose_tip"), mesh.face_forward()
+    if nose is None or forward is None:
+        return None
+    v = mesh.vertices.astype(np.float64)
+    sphere = np.flatnonzero(np.linalg.norm(v - nose, axis=1) <= FACE_SPHERE_RADIUS)
+    skin = np.ones(len(v), dtype=bool)
+    names = mesh.label_names or []
+    if mesh.vertex_labels is not None and names:
+        if "head" in names:
+            skin = mesh.vertex_labels == names.index("head")
+        else:
+            inside = [i for i, n in enumerate(names) if n.startswith(NOT_FACE_SKIN)]
+            skin = ~np.isin(mesh.vertex_labels, inside)
+    front = vertex_normals(mesh)[sphere].astype(np.float64) @ forward > 0
+    face = sphere[skin[sphere] & front]
+    return {"face_sphere": sphere.astype(np.int32), "face": face.astype(np.int32)}
 
 
 def _head_only(mesh: Mesh, head_vertices: np.ndarray, faces: np.ndarray) -> Mesh:
@@ -182,6 +222,7 @@ def _head_only(mesh: Mesh, head_vertices: np.ndarray, faces: np.ndarray) -> Mesh
         uvs=mesh.uvs[used_uv],
         face_uvs=remap_uv[face_uvs],
         vertex_labels=mesh.vertex_labels[used],
+        regions=mesh.sub_mesh_regions(remap),
         landmarks=Landmarks(
             [lm.names[i] for i in keep_lm],
             lm.points[keep_lm],

@@ -55,6 +55,7 @@ def make_atlas(mesh: Mesh, size: int = 1024) -> Mesh:
         label_names=mesh.label_names,
         landmarks=mesh.landmarks,
         params=mesh.params,
+        regions=mesh.regions,
     )
     face, bary = rasterize_uv(out.uvs, out.face_uvs, size)
     covered = face >= 0

@@ -133,3 +133,129 @@ def test_yaws_limit_the_cameras_to_a_range(tmp_path):
     yaws = np.degrees(np.arctan2(offset[:, 0], offset[:, 2]))  # 0 in front (+Z), 90 on the left (+X)
     assert np.allclose(yaws, [-90, -45, 0, 45], atol=1e-4)
     assert_clean_failure(invoke("render", mesh, "-o", tmp_path / "x.h5", "--yaws", 10, 10), "--yaws")
+
+
+# ---------------------------------------------------------------- --preset h3ds
+
+
+@pytest.fixture(scope="module")
+def h3ds_capture(make_generator, tmp_path_factory):
+    """A synthetic head (turned on its neck by the random pose) rendered with --preset h3ds at
+    64 px high, exported as an IDR/H3DS folder."""
+    folder = tmp_path_factory.mktemp("h3ds")
+    head = make_generator(part="head", texture="none", seed=3).subject(0)
+    mesh = write_artifact(folder / "head_0000.h5", head)
+    out = folder / "idr"
+    r = invoke("render", mesh, "--preset", "h3ds", "--size", 64, "-o", out, "--export", "idr", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["written"][0]["subsets"] == ["3", "4", "8", "16", "32"]
+    return head, mesh, out
+
+
+def _yaw_pitch(views, forward):
+    """Each camera's yaw about +Y from the face's heading and its pitch above the horizon, degrees."""
+    cams = views.cameras()
+    offset = cams.centers() - cams.target
+    heading = np.arctan2(forward[0], forward[2])
+    yaw = np.degrees(np.arctan2(offset[:, 0], offset[:, 2]) - heading)
+    yaw = (yaw + 180) % 360 - 180
+    pitch = np.degrees(np.arcsin(offset[:, 1] / np.linalg.norm(offset, axis=1)))
+    return yaw, pitch, np.linalg.norm(offset, axis=1)
+
+
+def test_h3ds_preset_is_a_handheld_capture_of_the_face_with_nested_subsets(h3ds_capture):
+    head, _, out = h3ds_capture
+    views = read_artifact(out / "views.h5", "views")
+    assert len(views) == 70 and views.projection == "perspective"
+    assert views.rgb.shape == (70, 64, 48, 3)  # portrait 3:4, --size is the height
+    assert views.mask.any(axis=(1, 2)).all()
+    # the head fills the photos and never leaves them (the bottom of the neck may)
+    skin = views.label == head.label_names.index("head")
+    assert not np.concatenate([skin[:, 0], skin[:, -1], skin[:, :, 0], skin[:, :, -1]], 1).any()
+    assert skin.mean(axis=(1, 2)).max() > 0.3
+    # aimed at the head's centre from arm's length, all round the face's front, some pitch
+    labels = head.vertex_labels == head.label_names.index("head")
+    centre, _ = Mesh(head.vertices[labels], np.zeros((0, 3))).bounding_sphere()
+    assert np.allclose(views.target, centre, atol=1e-5)
+    yaw, pitch, distance = _yaw_pitch(views, head.face_forward())
+    assert distance.min() >= 0.5 and distance.max() <= 0.7
+    assert yaw.min() > -90.001 and yaw.max() < 90.001 and yaw.min() < -85 and yaw.max() > 85
+    assert np.all(np.diff(yaw) > 0)  # in the order a photographer walks round
+    assert -20 <= pitch.min() < -10 and 20 < pitch.max() <= 30
+    # subsets: the right sizes, nested, the front view and about +-45 degrees in the smallest
+    subsets = views.subsets
+    assert list(subsets) == ["3", "4", "8", "16", "32"]
+    previous: set[int] = set()
+    for name, ids in subsets.items():
+        assert len(ids) == len(set(ids.tolist())) == int(name) and ids.dtype == np.int32
+        assert previous <= set(ids.tolist())
+        previous = set(ids.tolist())
+    front = int(np.argmax(np.cos(np.radians(yaw)) * np.cos(np.radians(pitch))))  # most squarely at the face
+    three = subsets["3"]
+    assert front in three
+    assert sorted(np.round(yaw[three] / 45).astype(int).tolist()) == [-1, 0, 1]
+    # larger subsets spread over the yaws: every 45 degrees of them holds some of subset 16's views
+    assert np.histogram(yaw[subsets["16"]], bins=4, range=(-90, 90))[0].min() >= 2
+
+
+def test_h3ds_subsets_survive_the_idr_export_and_bad_subsets_are_one_line(h3ds_capture, tmp_path):
+    import shutil
+
+    import h5py
+
+    from avatarkit.io.view_folders import read_views
+
+    _, mesh, out = h3ds_capture
+    views = read_artifact(out / "views.h5", "views")
+    saved = json.loads((out / "subsets.json").read_text())
+    assert {k: np.asarray(v) for k, v in saved.items()}.keys() == views.subsets.keys()
+    back = read_views(out)  # the IDR folder, as H3DS-style tools read it
+    assert len(back) == 70 and list(back.subsets) == list(views.subsets)
+    for name, ids in views.subsets.items():
+        assert np.array_equal(back.subsets[name], ids)
+    assert np.array_equal(back.subset("3").mask, views.mask[views.subsets["3"]])
+    # a subsets.json naming a view the folder does not have: one line naming the file
+    bad = tmp_path / "bad_idr"
+    shutil.copytree(out, bad)
+    (bad / "subsets.json").write_text(json.dumps({**saved, "3": [0, 35, 99]}))
+    result = invoke("unwrap-uv", mesh, "--views", bad, "-o", tmp_path / "tex.h5", "--size", 16)
+    assert_clean_failure(result, str(bad / "subsets.json"), "subset 3 names view 99 but there are 70 views")
+    assert not (tmp_path / "tex.h5").exists()
+    (bad / "subsets.json").write_text('{"3": [0, "front"]}')
+    assert_clean_failure(invoke("unwrap-uv", mesh, "--views", bad, "-o", tmp_path / "tex.h5"), "subsets.json")
+    # the same in a views file
+    bad_h5 = tmp_path / "bad.h5"
+    shutil.copy(out / "views.h5", bad_h5)
+    with h5py.File(bad_h5, "a") as f:
+        del f["/subsets/3"]
+        f["/subsets/3"] = np.array([0, 35, 99], np.int32)
+    result = invoke("render", mesh, "--cameras", bad_h5, "-o", tmp_path / "again.h5")
+    assert_clean_failure(result, str(bad_h5), "/subsets/3 names view 99 but there are 70 views")
+    assert not (tmp_path / "again.h5").exists()
+    r = invoke("inspect", bad_h5)
+    assert r.exit_code == 1 and "/subsets/3 names view 99" in r.stderr
+
+
+def test_h3ds_preset_options(h3ds_capture, tmp_path):
+    _, mesh, out = h3ds_capture
+    r = invoke(
+        "render", mesh, "--preset", "h3ds", "--views", 8, "--yaws", -30, 30, "--size", 32, "-o", tmp_path / "a.h5"
+    )
+    assert r.exit_code == 0, r.output
+    views = read_artifact(tmp_path / "a.h5", "views")
+    assert views.rgb.shape == (8, 32, 24, 3) and list(views.subsets) == ["3", "4", "8"]
+    again = tmp_path / "b.h5"
+    assert (
+        invoke("render", mesh, "--preset", "h3ds", "--views", 8, "--size", 32, "--seed", 1, "-o", again).exit_code == 0
+    )
+    assert not np.allclose(read_artifact(again, "views").world_to_cam, views.world_to_cam)
+    for args, needle in (
+        (("--pitch", 10), "drop --pitch"),
+        (("--fov", 30), "drop --fov"),
+        (("--projection", "orthographic"), "drop --projection orthographic"),
+        (("--rig", "random"), "drop --rig random"),
+        (("--cameras", out / "cameras.npz"), "--cameras and --preset"),
+    ):
+        result = invoke("render", mesh, "--preset", "h3ds", "--size", 16, "-o", tmp_path / "x.h5", *args)
+        assert_clean_failure(result, needle)
+    assert not (tmp_path / "x.h5").exists()

@@ -56,7 +56,7 @@ def test_face_region_and_bad_inputs(head):
         evaluate_h3ds(pred, head, {k: v for k, v in landmarks.items() if k != "nose_tip"}, landmarks)
     with pytest.raises(InputError, match="ground-truth region index names vertex"):
         evaluate_h3ds(pred, head, landmarks, landmarks, np.array([0, 10**7]), "face")
-    with pytest.raises(OptionError, match="needs the ground truth's region file"):
+    with pytest.raises(OptionError, match="needs the ground truth's face region"):
         evaluate_h3ds(pred, head, landmarks, landmarks, None, "face")
 
 
@@ -80,3 +80,32 @@ def test_cli_h3ds_with_landmark_and_region_files(head, tmp_path):
     (tmp_path / "far.txt").write_text("1\n2\n99999999\n")
     far = ["--protocol", "h3ds", "--gt-region", tmp_path / "far.txt", "--region", "face"]
     assert_clean_failure(invoke("evaluate-chamfer", pred, gt, *far), str(tmp_path / "far.txt"), "99999999")
+
+
+def test_cli_h3ds_uses_the_ground_truths_own_face_region(head, tmp_path):
+    gt = write_artifact(tmp_path / "head_0000.h5", head)
+    # a synthetic head against itself: no extra files, the face region scores 0 mm
+    r = invoke("evaluate-chamfer", gt, gt, "--protocol", "h3ds", "--region", "face", "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)
+    assert row["region"] == "face" and row["gt_region"] == "/regions/face" and row["landmarks"]
+    assert row["gt_to_pred"] < 1e-3  # mm; pred_to_gt measures the whole prediction against the face, as H3DS does
+    assert row["pred_to_gt"] > 5
+    # a moved, noisy prediction: the file's region is the one used, for ICP and for --region face
+    pred = write_artifact(tmp_path / "pred.h5", dataclasses.replace(_moved(head, noise=0.0003), regions=None))
+    (tmp_path / "face.txt").write_text("\n".join(map(str, head.regions["face"])))
+    landmarks = head.landmark_ids()
+    for region in (None, "face"):
+        args = ("--region", region) if region else ()
+        own = json.loads(invoke("evaluate-chamfer", pred, gt, "--protocol", "h3ds", *args, "--json").stdout)
+        filed = invoke("evaluate-chamfer", pred, gt, "--protocol", "h3ds", *args, "--gt-region", tmp_path / "face.txt",
+                       "--json")  # fmt: skip
+        assert json.loads(filed.stdout)["gt_to_pred"] == own["gt_to_pred"]
+        direct, _ = evaluate_h3ds(_moved(head, noise=0.0003), head, landmarks, landmarks, head.regions["face"], region)
+        assert own["gt_to_pred"] == pytest.approx(direct.values["gt_to_pred"], rel=1e-9)
+        assert own["gt_to_pred"] < 0.6
+    assert own["region"] == "face" and len(head.regions["face"]) < len(head.vertices) / 2
+    # without a face region anywhere, --region face says what it needs
+    bare = write_artifact(tmp_path / "bare.h5", dataclasses.replace(head, regions=None))
+    result = invoke("evaluate-chamfer", pred, bare, "--protocol", "h3ds", "--region", "face")
+    assert_clean_failure(result, "--gt-region", "/regions/face")

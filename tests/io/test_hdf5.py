@@ -24,6 +24,7 @@ def _views():
         depth=rng.random((n, h, w)).astype(np.float32),
         uv=rng.random((n, h, w, 2)).astype(np.float32),
         lighting={"sh": rng.random((n, 9, 3))},
+        subsets={"1": [1], "2": [1, 0]},
     )
 
 
@@ -84,7 +85,15 @@ def test_mesh_round_trip_keeps_everything(tmp_path, textured_sphere):
     mesh = textured_sphere
     mesh.landmarks = Landmarks(["nose_tip", "neck"], [[0, 1.5, 0.5], [0, 1.2, 0]], [3, -1])
     mesh.params = {"anny": {"pose": np.eye(4), "labels": ["a", "b"], "phenotype": {"age": np.float32(0.5)}}}
+    mesh.regions = {"face_sphere": [3, 4, 5], "face": [4]}
     back = read_mesh(write_artifact(tmp_path / "m.h5", mesh))
+    assert list(back.regions) == ["face_sphere", "face"] and np.array_equal(back.regions["face_sphere"], [3, 4, 5])
+    assert back.regions["face"].dtype == np.int32
+    moved = back.transformed(np.eye(4), scale=2.0)
+    assert (
+        all(np.array_equal(moved.regions[k], back.regions[k]) for k in back.regions)
+        and moved.regions.keys() == back.regions.keys()
+    )
     for name in ("vertices", "faces", "uvs", "face_uvs", "texture", "vertex_labels"):
         assert np.array_equal(getattr(mesh, name), getattr(back, name)), name
     assert back.label_names == mesh.label_names
@@ -157,3 +166,42 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, textured_sp
             write_artifact(target, textured_sphere)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5"]
+
+
+def test_regions_and_subsets_out_of_range_are_refused_naming_the_file(tmp_path, textured_sphere):
+    from avatarkit.errors import MeshError
+
+    path = write_artifact(tmp_path / "m.h5", textured_sphere)
+    n = len(textured_sphere.vertices)
+    with h5py.File(path, "a") as f:
+        f["/regions/face"] = np.array([0, n], np.int32)
+    with pytest.raises(KindError, match=f"/regions/face names vertex {n} but there are {n} vertices") as info:
+        read_mesh(path)
+    assert str(path) in str(info.value)
+    assert not describe(path)["valid"]
+    textured_sphere.regions = {"face": [-1]}
+    with pytest.raises(MeshError, match="region face names vertex -1"):
+        textured_sphere.validate()
+    views = write_artifact(tmp_path / "v.h5", _views())
+    with h5py.File(views, "a") as f:
+        f["/subsets/3"] = np.array([0, 1, 2], np.int32)
+    with pytest.raises(KindError, match="/subsets/3 names view 2 but there are 2 views"):
+        read_artifact(views, "views")
+    with h5py.File(views, "a") as f:
+        del f["/subsets/3"]
+        f["/subsets/3"] = np.array([0.0, 1.0])
+    with pytest.raises(KindError, match="/subsets/3 has shape"):
+        read_artifact(views, "views")
+
+
+def test_views_select_and_subset(tmp_path):
+    from avatarkit.errors import OptionError
+    from avatarkit.io.hdf5 import read_view
+
+    views = read_artifact(write_artifact(tmp_path / "v.h5", _views()), "views")
+    pair = views.subset("2")
+    assert np.array_equal(pair.rgb, views.rgb[[1, 0]]) and np.array_equal(pair.K, views.K[[1, 0]])
+    assert np.array_equal(pair.lighting["sh"], views.lighting["sh"][[1, 0]]) and pair.subsets == {}
+    with pytest.raises(OptionError, match="no view subset '9' \\(the views have 1, 2\\)"):
+        views.subset("9")
+    assert read_view(tmp_path / "v.h5", 1).subsets == {}  # one view: the file's subsets do not apply

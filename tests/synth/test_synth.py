@@ -35,6 +35,7 @@ def test_three_valid_different_people(three_people):
         assert mesh.has_uvs and mesh.texture.shape == (1024, 1024, 3)
         assert mesh.vertex_labels is not None and "head" in mesh.label_names
         assert set(FACE_LANDMARKS) <= set(mesh.landmarks.names)
+        assert set(mesh.regions) == {"face_sphere", "face"}  # bodies have faces too
 
 
 def test_frame_units_and_landmarks(three_people):
@@ -142,3 +143,34 @@ def test_shards_of_synth_together_make_the_same_people(three_people, tmp_path):
     assert sorted(p.name for p in sharded.iterdir()) == [f"human_{i:04d}.h5" for i in range(3)]
     for i in range(3):
         assert np.array_equal(read_mesh(sharded / f"human_{i:04d}.h5").vertices, people[i].vertices)
+
+
+def test_head_carries_h3ds_face_regions(make_generator, tmp_path):
+    from avatarkit.geometry.surface import vertex_normals
+
+    out = tmp_path / "heads"
+    r = runner.invoke(app, ["synth", "-n", "2", "--part", "head", "--texture", "none", "--seed", "5", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    for i in range(2):
+        head = read_mesh(out / f"head_{i:04d}.h5")
+        sphere, face = head.regions["face_sphere"], head.regions["face"]
+        nose = head.landmark_points()["nose_tip"]
+        distance = np.linalg.norm(head.vertices - nose, axis=1)
+        # H3DS's face region: every vertex within 95 mm of the nose tip, and no other
+        assert np.array_equal(sphere, np.flatnonzero(distance <= 0.095))
+        assert 1000 < len(face) < len(sphere) and set(face.tolist()) <= set(sphere.tolist())
+        # the face: skin looking forward; not the eyes, the mouth's inside or the back of the head
+        labels = [head.label_names[k] for k in np.unique(head.vertex_labels[face])]
+        assert labels == ["head"]
+        forward = head.face_forward()
+        assert (vertex_normals(head)[face] @ forward > 0).all()
+        assert head.landmark_ids()["nose_tip"] in face
+        assert np.all((head.vertices[face] - nose) @ forward < 0.01)  # nothing in front of the nose
+    # the head's regions are the body's, renumbered: the same points of the same person
+    body = make_generator(texture="none", seed=5).subject(0)
+    first = read_mesh(out / "head_0000.h5")
+    for name in ("face_sphere", "face"):
+        assert np.array_equal(first.vertices[first.regions[name]], body.vertices[body.regions[name]])
+    r = runner.invoke(app, ["inspect", str(out / "head_0000.h5"), "--json"])
+    report = json.loads(r.stdout)
+    assert r.exit_code == 0 and report["datasets"]["/regions/face"]["dtype"] == "int32"
