@@ -1,4 +1,6 @@
-"""``avatarkit reconstruct``: meshes from images with a trained run."""
+"""``avatarkit reconstruct``: meshes with a trained run, from what its method observes (its
+``MethodSpec.observes``): images for image-based methods (pifu), samples files or a training
+shape's latent code for deepsdf."""
 
 from __future__ import annotations
 
@@ -14,11 +16,17 @@ from avatarkit.methods.checkpoint import WHICH
 
 def reconstruct(
     run: Annotated[Path, typer.Argument(help="A run folder from `avatarkit train`, or a checkpoint .pt file.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Images (.png, .jpg, ...) or views .h5 files (with --view).")],
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="A mesh file (.h5, .obj, .ply, .glb, .off) for one input, or a folder."),
     ],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Images (.png, .jpg, ...) or views .h5 files (with --view); samples .h5 files for deepsdf.",
+            show_default=False,
+        ),
+    ] = None,
     mask: Annotated[
         Path | None,
         typer.Option(help="The subject's mask: a file (one image) or a folder of masks named like the images."),
@@ -41,6 +49,13 @@ def reconstruct(
         typer.Option(help="World point the camera aims at (the subject's centre), when --camera does not say."),
     ] = None,
     view: Annotated[int, typer.Option(help="Which view of a views file to reconstruct from.")] = 0,
+    latent: Annotated[
+        int | None,
+        typer.Option(
+            help="Mesh training shape I from its learned code, instead of inputs (methods with one code per "
+            "shape: deepsdf; I counts the run's split['train'] from 0)."
+        ),
+    ] = None,
     resolution: Annotated[int, typer.Option(help="Marching-cubes grid per side (a power of two).")] = 256,
     tolerance: Annotated[
         float,
@@ -68,13 +83,15 @@ def reconstruct(
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
-    """Reconstruct a mesh from each image, in world metres (the frame of the camera used).
+    """Reconstruct a mesh from each input, in world metres.
 
-    The network sees the image through its camera: the run's training camera by default (the
-    image must then be framed as the training views were, and be their size), a camera file,
-    or the view's own camera for views files. The volume in front of the camera is evaluated
-    coarse to fine (PIFu's octree: most of it is never queried) and meshed by marching cubes;
-    the largest connected part is kept unless --keep-all.
+    Image-based methods (pifu) see each image through its camera: the run's training camera by
+    default (the image must then be framed as the training views were, and be their size), a
+    camera file, or the view's own camera for views files; the volume in front of the camera is
+    meshed. deepsdf meshes a training shape's code (--latent I) or a code fitted to a samples
+    file's points, in that shape's unit sphere. The volume is evaluated coarse to fine (PIFu's
+    octree: most of it is never queried) and meshed by marching cubes; the largest connected
+    part is kept unless --keep-all.
     """
     import functools
 
@@ -82,24 +99,44 @@ def reconstruct(
     from avatarkit.errors import OptionError
     from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES, is_hdf5
     from avatarkit.methods.registry import load_trained
-    from avatarkit.reconstruct.inputs import choose_camera
+    from avatarkit.reconstruct.inputs import LatentInput, choose_camera
 
+    inputs = inputs or []
     if resolution < 8 or resolution & (resolution - 1):
         raise OptionError(f"--resolution must be a power of two of at least 8, got {resolution}")
     if tolerance < 0:
         raise OptionError(f"--tolerance must be 0 or more, got {tolerance}")
     if mask is not None and mask_threshold is not None:
         raise OptionError("--mask and --mask-threshold both give the mask; pass one")
-    pairs = batch.plan_outputs(inputs, output, (*MESH_SUFFIXES, *HDF5_SUFFIXES))
+    if latent is not None and inputs:
+        raise OptionError("--latent meshes a training shape: give it or input files, not both")
+    if latent is None and not inputs:
+        raise OptionError("no input files given (nor --latent I, for a method with a code per training shape)")
+    suffixes = (*MESH_SUFFIXES, *HDF5_SUFFIXES)
+    if latent is None:
+        pairs: list[tuple[Path | LatentInput, Path]] = list(batch.plan_outputs(inputs, output, suffixes))
+    else:
+        pairs = [(LatentInput(latent), batch.plan_outputs([Path(f"latent_{latent}")], output, suffixes)[0][1])]
     if mask is not None and mask.is_file() and len(inputs) > 1:
         raise OptionError("one --mask file for several images: give a folder of masks named like the images")
     device = resolve_device(device)
     trained = load_trained(run, device, checkpoint)
+    observes, name = trained.spec.observes, trained.spec.name
+    if latent is not None and "latent" not in observes:
+        raise OptionError(f"--latent: {name} learns no code per shape; it reconstructs from {_observed(observes)}")
+    if "image" not in observes:
+        images = [p for p in inputs if not is_hdf5(p)]
+        if images:
+            raise OptionError(f"{images[0]}: {name} reconstructs from {_observed(observes)}, not images")
+        if preview:
+            raise OptionError(f"--preview shows the input image; {name} has none")
     photo_camera = None
-    if not all(is_hdf5(p) for p in inputs):
+    if "image" in observes and not all(is_hdf5(p) for p in inputs):
         photo_camera = choose_camera(trained.camera(), camera, camera_index, target, trained.path)
     job = functools.partial(
         _reconstruct_one,
+        observes=observes,
+        run=trained.path,
         predictor=trained.predictor(device),
         camera=photo_camera,
         masks=mask,
@@ -118,9 +155,14 @@ def reconstruct(
     batch.finish(outcomes, json, quiet, "meshes")
 
 
+def _observed(observes: tuple[str, ...]) -> str:
+    names = {"image": "images or views files", "samples": "samples files", "latent": "--latent I"}
+    return " or ".join(names[o] for o in observes)
+
+
 def _reconstruct_one(
-    src: Path, dst: Path, *, predictor, camera, masks, mask_threshold, view, resolution, tolerance, keep_all, preview,
-    device, provenance,
+    src, dst: Path, *, observes, run, predictor, camera, masks, mask_threshold, view, resolution, tolerance, keep_all,
+    preview, device, provenance,
 ) -> dict:  # fmt: skip
     import time
 
@@ -129,15 +171,20 @@ def _reconstruct_one(
     from avatarkit.io.convert import write_mesh
     from avatarkit.io.images import write_png
     from avatarkit.reconstruct.field import reconstruct_field
-    from avatarkit.reconstruct.inputs import read_image_input
+    from avatarkit.reconstruct.inputs import LatentInput, read_image_input, read_samples_input
     from avatarkit.reconstruct.preview import preview as preview_image
 
     started = time.perf_counter()
-    image = read_image_input(src, view, camera, masks, mask_threshold)
-    result = reconstruct_field(predictor.field(image), resolution, keep_all=keep_all, tolerance=tolerance)
-    write_mesh(result.mesh, dst, batch.for_input(provenance, src))
+    if isinstance(src, LatentInput):
+        observation, source = src, run
+    elif "image" in observes:
+        observation, source = read_image_input(src, view, camera, masks, mask_threshold), src
+    else:
+        observation, source = read_samples_input(src), src
+    result = reconstruct_field(predictor.field(observation), resolution, keep_all=keep_all, tolerance=tolerance)
+    write_mesh(result.mesh, dst, batch.for_input(provenance, source))
     if preview:
-        write_png(_preview_path(dst), preview_image(image, result.mesh, device))
+        write_png(_preview_path(dst), preview_image(observation, result.mesh, device))
     return {
         "vertices": len(result.mesh.vertices),
         "faces": len(result.mesh.faces),

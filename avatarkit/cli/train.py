@@ -17,7 +17,6 @@ features (nested and union configs) our flat configs do not use.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import time
 import typing
@@ -29,7 +28,7 @@ import typer
 from avatarkit.cli import console
 from avatarkit.cli.options import Device, Json, Quiet
 from avatarkit.fitting.progress import Reporter
-from avatarkit.methods.configs import field_docs, field_types
+from avatarkit.methods.configs import field_docs, field_types, option_fields
 from avatarkit.methods.registry import METHODS, MethodSpec, discover
 
 app = typer.Typer(
@@ -81,11 +80,12 @@ _RUN_OPTIONS = ("output", "config", "resume", "overwrite", "device", "workers", 
 
 
 def _config_parameters(spec: MethodSpec) -> list[inspect.Parameter]:
-    """One option per field of the method's config: its docstring is the help, the presets'
-    values are shown; tuples are given comma-separated, booleans as --x/--no-x."""
+    """One option per field of the method's config (but the derived ones, which the method
+    sets from its data): its docstring is the help, the presets' values are shown; tuples are
+    given comma-separated, booleans as --x/--no-x."""
     docs, types_ = field_docs(spec.config), field_types(spec.config)
     params = []
-    for field in dataclasses.fields(spec.config):
+    for field in option_fields(spec.config):
         kind = types_[field.name]
         defaults = ", ".join(f"{name} {_show(getattr(c, field.name))}" for name, c in spec.presets.items())
         help_text = f"{docs.get(field.name, '')} [{defaults}]"

@@ -252,10 +252,46 @@ def sample_sdf(
         "bounds_max": box[1],
         "unit_center": center,
         "unit_radius": radius,
+        "unit_buffer": float(config.unit_buffer),
         "balanced": bool(config.balance),
         "order": "shuffled" if config.balance else "surface, near (one block per sigma), uniform",
     }
     return Samples(points, sdf.astype(np.float32), (sdf < 0).astype(np.uint8), normals, colors, attrs)
+
+
+def bounding_sphere_of(attrs: dict[str, Any], source: Any = None) -> tuple[np.ndarray, float]:
+    """The sampled mesh's bounding sphere from a samples file's attributes: (3,) float64 centre
+    (its bounding box's midpoint, ``unit_center``) and the distance to its farthest vertex,
+    metres (``unit_radius`` divided by the unit frame's buffer), i.e. what
+    :meth:`~avatarkit.structures.Mesh.bounding_sphere` gives for the mesh itself.
+
+    The buffer is the ``unit_buffer`` attribute; files written before it was stored take the
+    buffer of the preset they name (``deepsdf``: 1.03; ``custom (from deepsdf)`` likewise).
+
+    Raises:
+        InputError: attributes missing or unusable (naming ``source``).
+    """
+    from avatarkit.errors import InputError
+
+    if "unit_center" not in attrs or "unit_radius" not in attrs:
+        raise InputError("has no unit_center and unit_radius attributes (write it with avatarkit sample-sdf)", source)
+    center = np.asarray(attrs["unit_center"], dtype=np.float64).reshape(-1)
+    radius = float(np.asarray(attrs["unit_radius"], dtype=np.float64))
+    if "unit_buffer" in attrs:
+        buffer = float(np.asarray(attrs["unit_buffer"], dtype=np.float64))
+    else:
+        preset = str(attrs.get("preset", ""))
+        base = preset.removeprefix("custom (from ").removesuffix(")")
+        if base not in PRESETS and preset != "custom":
+            raise InputError(f"has no unit_buffer attribute and names no known preset ({preset!r})", source)
+        buffer = PRESETS[base].unit_buffer if base in PRESETS else SamplingConfig().unit_buffer
+    if center.shape != (3,) or not np.isfinite(center).all() or not radius > 0 or not buffer > 0:
+        raise InputError(
+            f"unusable unit frame attributes (unit_center {center.tolist()}, unit_radius {radius}, "
+            f"unit_buffer {buffer})",
+            source,
+        )
+    return center, radius / buffer
 
 
 def _spans(start: int, counts: list[int]):

@@ -2,6 +2,9 @@
 
 A config is a frozen dataclass with a docstring under each field (as nerfstudio's
 configs are written); :func:`field_docs` reads those docstrings for the command's help.
+Every field is an option, except the :func:`derived` ones: facts the method fills from its
+data when a run starts (DeepSDF's number of shapes), saved with the config like the rest so
+that a trained run's network can be built from its config alone.
 :func:`to_dict` and :func:`from_dict` turn a config into the plain dict stored in every
 checkpoint and back, so that a run can be resumed and used without the flags that made it.
 
@@ -122,6 +125,18 @@ class ImageDataConfig(TrainConfig):
             raise OptionError("--scale-jitter must be in [0, 1) and --shift-jitter in [0, 0.5)")
         if self.val_resolution < 8 or self.val_resolution & (self.val_resolution - 1):
             raise OptionError(f"--val-resolution must be a power of two of at least 8, got {self.val_resolution}")
+
+
+def derived(default: Any) -> Any:
+    """A config field that is not an option: the method sets it from its data in
+    :meth:`~avatarkit.methods.contract.Trainable.setup` (e.g. how many latent codes its network
+    holds); it is saved in checkpoints with the other fields."""
+    return dataclasses.field(default=default, metadata={"derived": True})
+
+
+def option_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a config class that are command-line options (all but :func:`derived` ones)."""
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("derived")]
 
 
 def at_least_one(config: Any, *names: str) -> None:

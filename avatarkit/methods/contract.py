@@ -7,9 +7,16 @@
   schedule, mixed precision, DDP, checkpoints, TensorBoard, a clean stop on Ctrl-C.
 - :class:`Predictor`: a trained network asked about one observation; it answers with an
   :class:`~avatarkit.reconstruct.field.ImplicitField` (occupancy or signed distance, with
-  colours if it has them), which ``reconstruct`` meshes.
+  colours if it has them), which ``reconstruct`` meshes. What it observes is one of the
+  types of :mod:`avatarkit.reconstruct.inputs` (:data:`OBSERVATIONS`): an ``image``
+  (:class:`~avatarkit.reconstruct.inputs.ImageInput`, image-based methods), a ``samples``
+  file (:class:`~avatarkit.reconstruct.inputs.SamplesInput`: points with signed distances) or
+  a ``latent`` (:class:`~avatarkit.reconstruct.inputs.LatentInput`: a training shape's code);
+  the method's :class:`~avatarkit.methods.registry.MethodSpec` says which, in ``observes``,
+  and ``reconstruct`` reads its inputs accordingly.
 - :class:`RunState`: what a run must remember beyond its weights, saved in every checkpoint
   (so ``--resume`` and ``reconstruct`` need none of the flags that made it).
+- :class:`ParameterGroups`: optional, on a network whose parts step at different rates.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +32,14 @@ if TYPE_CHECKING:
 
     from avatarkit.methods.configs import TrainConfig
     from avatarkit.reconstruct.field import ImplicitField
-    from avatarkit.reconstruct.inputs import ImageInput
+
+OBSERVATIONS = ("image", "samples", "latent")
+"""What a :class:`Predictor` can be asked about (``MethodSpec.observes``): ``image`` (photos and
+views files, as :class:`~avatarkit.reconstruct.inputs.ImageInput`), ``samples`` (samples files,
+as :class:`~avatarkit.reconstruct.inputs.SamplesInput`), ``latent`` (``reconstruct --latent I``,
+as :class:`~avatarkit.reconstruct.inputs.LatentInput`)."""
+
+Observation = TypeVar("Observation", contravariant=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +101,9 @@ class Trainable(Protocol):
         """The run's config (a method's own subclass of :class:`TrainConfig`)."""
 
     def setup(self, device: torch.device) -> None:
-        """Check the data and prepare it (raises :class:`~avatarkit.errors.InputError`)."""
+        """Check the data and prepare it (raises :class:`~avatarkit.errors.InputError`). A
+        config with :func:`~avatarkit.methods.configs.derived` fields gets them here (the method
+        replaces its ``config``); the trainer reads ``config`` again after this call."""
 
     def build_model(self) -> torch.nn.Module:
         """The network, freshly initialised (the trainer seeds torch first)."""
@@ -116,9 +132,26 @@ class Trainable(Protocol):
         """Release open files (called when training ends, however it ends)."""
 
 
-class Predictor(Protocol):
+class Predictor(Protocol[Observation]):
     """A trained network on a device, asked about one observation (built as
-    ``Class(model, config, device)`` by :meth:`~avatarkit.methods.registry.Trained.predictor`)."""
+    ``Class(model, config, device, state)`` by
+    :meth:`~avatarkit.methods.registry.Trained.predictor`; ``state`` is the run's
+    :class:`RunState`). ``Predictor[ImageInput]`` answers about images;
+    ``Predictor[SamplesInput | LatentInput]`` about samples files and latent codes."""
 
-    def field(self, view: ImageInput) -> ImplicitField:
-        """The implicit surface seen in ``view``, in world metres, over the box to mesh."""
+    def field(self, observation: Observation, /) -> ImplicitField:
+        """The implicit surface of ``observation``, in world metres, over the box to mesh."""
+
+
+@runtime_checkable
+class ParameterGroups(Protocol):
+    """A network whose parts the trainer steps at different rates (optional).
+
+    ``parameter_groups()`` returns ``[{"params": iterable, "lr_scale": float}, ...]``: each
+    group is stepped at ``lr_scale`` times the config's rate, and follows its schedule (DeepSDF:
+    its decoder at ``lr``, its latent codes at twice that). A network without the method is one
+    group at ``lr``.
+    """
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups, each with its ``lr_scale``."""

@@ -6,84 +6,34 @@ render``, ``samples`` from ``avatarkit sample-sdf``, any other per-subject files
 takes). Every item is one subject seen in one view with a fresh draw of points from its
 samples file, keyed by ``(subject, seed, view)``: the key fixes every random choice, so an
 item is the same in any worker process, on any rank and after a resume. HDF5 files are
-opened lazily, once per process (h5py handles do not survive a fork).
+opened lazily, once per process (h5py handles do not survive a fork). Matching subjects, the
+samples checks and the step sampler are every method's (:mod:`avatarkit.methods.data`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from avatarkit.errors import AvatarkitWarning, InputError, OptionError
+from avatarkit.errors import InputError, OptionError
 from avatarkit.methods import augment as A
 from avatarkit.methods.configs import ImageDataConfig
 from avatarkit.methods.contract import CameraRecord
+from avatarkit.methods.data import StepBatches, Subject, check_samples, match_subjects, worker_init
 from avatarkit.structures import Cameras
+
+__all__ = [  # the shared parts (methods.data), as image-based methods know them
+    "ImagePointsDataset", "StepBatches", "Subject", "ViewSet", "check_samples", "fit_input", "match_subjects",
+    "normalize", "read_view_set", "run_camera", "validation_keys", "worker_init",
+]  # fmt: skip
 
 POOL_CACHE = 64
 """Samples files whose points a process keeps in memory (about 1.3 MB each at 100k points)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Subject:
-    """One subject's files by data option (``views``, ``samples``, ...) and, when known, its
-    ground-truth ``mesh`` (for validation meshes)."""
-
-    stem: str
-    files: dict[str, Path]
-    mesh: Path | None = None
-
-    @property
-    def views(self) -> Path:
-        return self.files["views"]
-
-    @property
-    def samples(self) -> Path:
-        return self.files["samples"]
-
-
-def match_subjects(data: dict[str, list[Path]], meshes: list[Path] | None = None) -> list[Subject]:
-    """Subjects with a file in every data option of ``data`` (``{"views": [...], "samples":
-    [...]}``, files or folders of ``.h5``), by stem; others are left out with a warning.
-
-    A subject's ground-truth mesh comes from ``meshes`` when given, else from its samples
-    file's provenance (the mesh it was sampled from) if that file still exists.
-    """
-    from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES
-    from avatarkit.io.stems import files_by_stem, match_stems
-
-    found = {name: files_by_stem(paths, HDF5_SUFFIXES, name) for name, paths in data.items()}
-    stems = match_stems(found)
-    by_mesh = files_by_stem(meshes, (*HDF5_SUFFIXES, *MESH_SUFFIXES), "mesh") if meshes else {}
-    subjects = []
-    for s in stems:
-        files = {name: found[name][s] for name in data}
-        mesh = by_mesh.get(s) or (_source_mesh(files["samples"]) if "samples" in files else None)
-        subjects.append(Subject(s, files, mesh))
-    return subjects
-
-
-def _source_mesh(samples: Path) -> Path | None:
-    import h5py
-
-    from avatarkit.io.formats import is_hdf5, is_mesh_file
-
-    try:
-        with h5py.File(samples, "r") as f:
-            inputs = [i.decode() if isinstance(i, bytes) else str(i) for i in f.attrs.get("inputs", [])]
-    except OSError:
-        return None
-    for name in inputs:
-        path = Path(name)
-        if (is_hdf5(path) or is_mesh_file(path)) and path.is_file():
-            return path
-    return None
 
 
 @dataclasses.dataclass
@@ -108,23 +58,6 @@ def read_view_set(path: Path) -> ViewSet:
     except OptionError as exc:
         raise InputError(f"{exc} (render it with avatarkit render, which records the target)", path) from None
     return ViewSet(cameras, cameras.target_depths())
-
-
-def check_samples(path: Path) -> int:
-    """Check a samples file; returns its point count."""
-    from avatarkit.io.hdf5 import check_kind, open_h5
-
-    with open_h5(path) as f:
-        check_kind(f, path, "samples")
-        occupancy = f["/occupancy"][()]
-    if len(occupancy) == 0:
-        raise InputError("the samples file holds no points", path)
-    inside = int(occupancy.sum())
-    if inside == 0 or inside == len(occupancy):
-        warnings.warn(
-            f"{path}: every point is {'outside' if inside == 0 else 'inside'}", AvatarkitWarning, stacklevel=2
-        )
-    return len(occupancy)
 
 
 class ImagePointsDataset(torch.utils.data.Dataset):
@@ -282,43 +215,6 @@ def normalize(rgb, mask, mask_input: bool):
     return image * mask if mask_input else image
 
 
-class StepBatches(torch.utils.data.Sampler):
-    """Keys for steps ``start`` to ``stop`` on one rank of ``world``, over the subjects at
-    ``indices``.
-
-    Step s fills ``batch_size * world`` slots; slot g (counted over the whole run) takes
-    subject ``perm_e[g mod n]`` of epoch ``e = g div n`` (a permutation seeded by the run's
-    seed and e), with a random view and an item seed from (seed, s, slot). Rank r takes slots
-    ``r * batch_size`` to ``(r + 1) * batch_size``, so a run on k processes sees the same
-    items as one process with k times the batch, and a resumed run the same as an unbroken one.
-    """
-
-    def __init__(self, indices, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1):
-        self.indices = list(indices)
-        self.batch_size, self.seed = batch_size, seed
-        self.start, self.stop, self.rank, self.world = start, stop, rank, world
-        self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __iter__(self):
-        n, per_step = len(self.indices), self.batch_size * self.world
-        for step in range(self.start, self.stop):
-            batch = []
-            for slot in range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size):
-                g = step * per_step + slot
-                subject = self.indices[int(self._permutation(g // n)[g % n])]
-                item_seed = int(np.random.SeedSequence([self.seed, step, slot]).generate_state(1)[0])
-                batch.append((subject, item_seed, -1))
-            yield batch
-
-    def _permutation(self, epoch: int) -> np.ndarray:
-        if epoch != self._epoch:
-            self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))
-        return self._order
-
-
 def validation_keys(view_sets: list[ViewSet], indices: list[int], views_per_subject: int, seed: int) -> list[tuple]:
     """Fixed keys for validation: ``views_per_subject`` views evenly spread over each subject's
     rig, and fixed point draws."""
@@ -330,13 +226,6 @@ def validation_keys(view_sets: list[ViewSet], indices: list[int], views_per_subj
                 (i, int(np.random.SeedSequence([seed, 7919, i, j]).generate_state(1)[0]), j * n // views_per_subject)
             )
     return keys
-
-
-def worker_init(_: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process (which saves a checkpoint first)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_camera(view_sets: list[ViewSet]) -> CameraRecord:

@@ -64,7 +64,7 @@ class ImageMethod:
         """Occupancy in [0, 1], (B, P), of ``batch["points"]`` (on the device)."""
         raise NotImplementedError
 
-    def predictor(self, model: torch.nn.Module) -> Predictor:
+    def predictor(self, model: torch.nn.Module) -> Predictor[ImageInput]:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ setup
@@ -213,7 +213,8 @@ class PixelAlignedPredictor:
     :class:`~avatarkit.methods.contract.Predictor`): the view's image is fitted to the network's
     input as the training views were (:func:`~avatarkit.methods.image_data.fit_input`), encoded
     once, and world points are queried through the view's camera, depth measured from its
-    target. Built as ``Class(model, config, device)``.
+    target. Built as ``Class(model, config, device, state)`` (the run's state, which an image
+    predictor does not need).
 
     The network gives ``encode(image (1, 3, S, S)) -> features`` and ``query(features, points
     (1, P, 3), K (1, 3, 3), world_to_cam (1, 4, 4), orthographic, depth_center (1,), (S, S)) ->
@@ -226,7 +227,12 @@ class PixelAlignedPredictor:
     inside = "above"
 
     def __init__(
-        self, model: torch.nn.Module, config: ImageDataConfig, device: str | torch.device = "cpu", batch: int = 1 << 17
+        self,
+        model: torch.nn.Module,
+        config: ImageDataConfig,
+        device: str | torch.device = "cpu",
+        state: RunState | None = None,
+        batch: int = 1 << 17,
     ) -> None:
         self.model: Any = model.eval()  # a network with encode and query (see the class docstring)
         self.config = config

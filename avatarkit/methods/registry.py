@@ -13,6 +13,8 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avatarkit.methods.deepsdf.config import PRESETS as DEEPSDF_PRESETS
+from avatarkit.methods.deepsdf.config import DeepSDFConfig
 from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
 from avatarkit.methods.pifu.config import PifuConfig
 
@@ -31,6 +33,8 @@ class DataOption:
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
+    """A trainable method: its command, config, data, and the classes that train and use it."""
+
     name: str
     help: str
     config: type
@@ -43,7 +47,12 @@ class MethodSpec:
     """The network (or ``module:Class``), built as ``Class(config)``."""
     predictor: str | type
     """Its :class:`~avatarkit.methods.contract.Predictor` (or ``module:Class``), built as
-    ``Class(model, config, device)``: what ``reconstruct`` asks."""
+    ``Class(model, config, device, state)`` (``state``: the run's saved
+    :class:`~avatarkit.methods.contract.RunState`): what ``reconstruct`` asks."""
+    observes: tuple[str, ...] = ("image",)
+    """What its predictor takes (:data:`~avatarkit.methods.contract.OBSERVATIONS`): ``image``
+    (photos, views files), ``samples`` (samples files), ``latent`` (``reconstruct --latent I``).
+    ``reconstruct`` reads its inputs as these and refuses the others in one line."""
 
     def load(self, which: str):
         """The ``trainer``, ``model`` or ``predictor`` class, imported if named by a string."""
@@ -65,6 +74,12 @@ IMAGE_DATA = (
 )
 """The data options of image-based methods (:class:`~avatarkit.methods.image_method.ImageMethod`)."""
 
+SAMPLES_DATA = (
+    DataOption("samples", "samples files from `avatarkit sample-sdf --preset deepsdf` (files or folders; repeatable)."),
+    IMAGE_DATA[2],
+)
+"""The data options of methods that learn from points alone (``train deepsdf``)."""
+
 
 METHODS: dict[str, MethodSpec] = {
     "pifu": MethodSpec(
@@ -78,6 +93,19 @@ METHODS: dict[str, MethodSpec] = {
         model="avatarkit.methods.pifu.model:PifuNet",
         predictor="avatarkit.methods.pifu.infer:PifuPredictor",
     ),
+    "deepsdf": MethodSpec(
+        name="deepsdf",
+        help="DeepSDF (Park et al. 2019): an auto-decoder, one latent code per training shape and an MLP from "
+        "code and point to signed distance, trained on sampled points; reconstructs a training shape "
+        "(--latent) or fits a code to a samples file.",
+        config=DeepSDFConfig,
+        presets=DEEPSDF_PRESETS,
+        data=SAMPLES_DATA,
+        trainer="avatarkit.methods.deepsdf.train:DeepSDFMethod",
+        model="avatarkit.methods.deepsdf.model:DeepSDF",
+        predictor="avatarkit.methods.deepsdf.infer:DeepSDFPredictor",
+        observes=("samples", "latent"),
+    ),
 }
 
 
@@ -90,7 +118,11 @@ def register(spec: MethodSpec) -> MethodSpec:
     :func:`avatarkit.cli.train.add_method` is called with it, as it is for every method
     registered when the command line starts)."""
     from avatarkit.errors import OptionError
+    from avatarkit.methods.contract import OBSERVATIONS
 
+    unknown = [o for o in spec.observes if o not in OBSERVATIONS]
+    if unknown or not spec.observes:
+        raise OptionError(f"method {spec.name!r} observes {unknown or 'nothing'}; it must be some of {OBSERVATIONS}")
     if spec.name in METHODS and METHODS[spec.name] is not spec:
         raise OptionError(f"a method named {spec.name!r} is registered already")
     METHODS[spec.name] = spec
@@ -139,7 +171,7 @@ class Trained:
     step: int
 
     def predictor(self, device) -> Predictor:
-        return self.spec.load("predictor")(self.model, self.config, device)
+        return self.spec.load("predictor")(self.model, self.config, device, self.state)
 
     def camera(self):
         """The run's camera (where a photo given without one is placed), or None."""

@@ -29,7 +29,7 @@ from avatarkit.fitting.optim import StepSchedule, make_optimizer
 from avatarkit.fitting.progress import Reporter, StopRequest
 from avatarkit.methods import checkpoint as ckpt
 from avatarkit.methods.configs import to_dict
-from avatarkit.methods.contract import Trainable
+from avatarkit.methods.contract import ParameterGroups, Trainable
 
 
 @dataclasses.dataclass
@@ -138,12 +138,14 @@ def train(
     fresh = resume is None and not folder.root.exists()
     try:
         method.setup(dist.device)
+        config = method.config  # with the fields setup derives from the data (configs.derived)
+        config.check()
         if overwrite and dist.main:
             aside = _set_aside(folder)
         dist.barrier()
         torch.manual_seed(config.seed)
         model = method.build_model().to(dist.device)
-        optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
+        optimizer = make_optimizer(config.optimizer, parameter_groups(model), config.lr)
         schedule = StepSchedule(config.lr, config.max_steps, config.lr_decay_at, config.lr_decay)
 
         use_amp = config.amp and dist.device.type == "cuda"
@@ -290,6 +292,19 @@ def train(
             _put_back(folder, aside)
         del trained  # DDP's reducer goes before its process group
         dist.close(together=finished)
+
+
+def parameter_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
+    """What the optimiser steps: the groups a network offers through ``parameter_groups()``
+    (:class:`~avatarkit.methods.contract.ParameterGroups`: each group's ``lr_scale`` times the
+    schedule's rate, as DeepSDF steps its decoder and its latent codes at different rates),
+    else all its parameters at the one rate."""
+    if isinstance(model, ParameterGroups):
+        groups = [dict(group) for group in model.parameter_groups()]
+        for group in groups:
+            group["params"] = list(group["params"])
+        return groups
+    return [{"params": list(model.parameters())}]
 
 
 def _restore(resume: dict[str, Any], config, model, optimizer, scaler) -> tuple[int, dict, dict]:

@@ -1,10 +1,16 @@
-"""What an image-based method reconstructs from: one image, its subject's mask, and the camera
-that saw it, aimed at the subject (the :class:`ImageInput` every image-based predictor takes).
+"""What a method reconstructs from (the observations a
+:class:`~avatarkit.methods.contract.Predictor` takes; a method's ``MethodSpec.observes`` names
+them):
 
-:func:`read_image_input` reads one from a views file (a rendered or captured view, with its
-own camera and, for rendered views, the true normals) or from a photo (its mask found as
-:func:`~avatarkit.io.images.read_image_and_mask` does, its camera given);
-:func:`choose_camera` picks a photo's camera: a trained run's, or one from a camera file.
+- ``image``: :class:`ImageInput`, one image, its subject's mask, and the camera that saw it,
+  aimed at the subject. :func:`read_image_input` reads one from a views file (a rendered or
+  captured view, with its own camera and, for rendered views, the true normals) or from a
+  photo (its mask found as :func:`~avatarkit.io.images.read_image_and_mask` does, its camera
+  given); :func:`choose_camera` picks a photo's camera: a trained run's, or one from a camera
+  file.
+- ``samples``: :class:`SamplesInput`, points with signed distances from a samples file
+  (:func:`read_samples_input`), with the bounding sphere of the mesh they were sampled from.
+- ``latent``: :class:`LatentInput`, the index of a training shape whose learned code is meshed.
 """
 
 from __future__ import annotations
@@ -40,6 +46,52 @@ class ImageInput:
         """(3,) world point the camera aims at."""
         assert self.camera.target is not None, "an ImageInput's camera knows its target"
         return self.camera.target[0]
+
+
+@dataclasses.dataclass
+class SamplesInput:
+    """Points around one shape with their signed distances (a samples file).
+
+    Attributes:
+        points: (P, 3) float32, metres, world frame.
+        sdf: (P,) float32 signed distances, metres, negative inside.
+        center: (3,) float64, metres: the sampled mesh's bounding-box midpoint.
+        radius: metres: the distance from ``center`` to the mesh's farthest vertex (what
+            :meth:`~avatarkit.structures.Mesh.bounding_sphere` gives; the samples file's
+            ``unit_radius`` without its buffer).
+        path: the file it came from.
+    """
+
+    points: np.ndarray
+    sdf: np.ndarray
+    center: np.ndarray
+    radius: float
+    path: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentInput:
+    """The training shape ``index`` of a run that learned one latent code per shape
+    (``reconstruct RUN --latent I``): code ``index`` is the run's ``split["train"][index]``."""
+
+    index: int
+
+    def __str__(self) -> str:
+        return f"--latent {self.index}"
+
+
+def read_samples_input(path: Path) -> SamplesInput:
+    """A samples file's points and signed distances, and the bounding sphere of its mesh (from
+    its ``unit_center``, ``unit_radius`` and ``unit_buffer`` attributes:
+    :func:`~avatarkit.geometry.sample_sdf.bounding_sphere_of`)."""
+    from avatarkit.geometry.sample_sdf import bounding_sphere_of
+    from avatarkit.io.hdf5 import read_artifact
+
+    samples = read_artifact(path, "samples")
+    if not len(samples.points):
+        raise InputError("the samples file holds no points", path)
+    center, radius = bounding_sphere_of(samples.attrs, path)
+    return SamplesInput(samples.points, samples.sdf, center, radius, Path(path))
 
 
 def read_image_input(

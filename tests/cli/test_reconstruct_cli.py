@@ -108,6 +108,8 @@ def test_bad_inputs_name_the_problem(run, photo, pifu_data, tmp_path):
     assert_clean_failure(r, "human_0000.h5", "has 8 views")
     r = invoke("reconstruct", run, pifu_data / "samples" / "human_0000.h5", "-o", tmp_path / "x.h5")
     assert_clean_failure(r, "'samples'", "'views'")
+    r = invoke("reconstruct", run, "--latent", 0, "-o", tmp_path / "x.h5")  # a code per shape is deepsdf's
+    assert_clean_failure(r, "--latent: pifu learns no code per shape", "images or views files")
     assert not (tmp_path / "x.h5").exists()
     # --preview must not write over an input: photo.obj's preview would be photo.preview.png
     (tmp_path / "photo.preview.png").write_bytes(photo.read_bytes())

@@ -22,5 +22,6 @@ class PifuPredictor(PixelAlignedPredictor):
 
 if TYPE_CHECKING:  # nox -s lint: mypy holds the class to the Predictor contract
     from avatarkit.methods.contract import Predictor
+    from avatarkit.reconstruct.inputs import ImageInput
 
-    _: type[Predictor] = PifuPredictor
+    _: type[Predictor[ImageInput]] = PifuPredictor
