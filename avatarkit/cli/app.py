@@ -107,6 +107,7 @@ VERBS = {
     "unwrap-uv": "unwrap_uv:unwrap_uv",
     "train": "train:app",
     "reconstruct": "reconstruct:reconstruct",
+    "fit-head": "fit_head:fit_head",
     "evaluate-chamfer": "evaluate_chamfer:evaluate_chamfer",
     "icp-align": "icp_align:icp_align",
     "inspect": "inspect:inspect",

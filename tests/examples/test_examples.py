@@ -46,9 +46,29 @@ def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
 @pytest.mark.timeout(900)
 def test_the_demo_script_runs_at_a_tiny_size(tmp_path):
     """examples/demo.sh as nox -s demo runs it, with three people and sixty training steps."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PEOPLE="3", STEPS="60")
+    env = dict(
+        os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PEOPLE="3", STEPS="60"
+    )
     done = subprocess.run(["bash", str(ROOT / "examples" / "demo.sh"), str(tmp_path / "demo")], env=env,
                           capture_output=True, text=True, timeout=850)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "held-out person: chamfer" in done.stdout
     assert (tmp_path / "demo" / "report" / "prediction.preview.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_head_pipeline_runs_at_a_cpu_size(tmp_path):
+    """examples/head_pipeline.sh: prior, capture, fits with and without the prior, H3DS scores."""
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        HEADS="4", POINTS="4000", CONFIG="small", PRIOR_STEPS="40", FIT_STEPS="20", SIZE="64", RESOLUTION="32",
+    )  # fmt: skip
+    done = subprocess.run(["bash", str(ROOT / "examples" / "head_pipeline.sh"), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=850)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("metrics.json", "metrics_no_prior.json"):
+        metrics = json.loads((tmp_path / name).read_text())
+        assert metrics["protocol"] == "h3ds" and metrics["units"] == "mm" and metrics["gt_to_pred"] > 0
+    assert (tmp_path / "scene" / "subsets.json").is_file() and (tmp_path / "fit.preview.png").is_file()
