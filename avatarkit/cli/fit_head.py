@@ -78,11 +78,12 @@ def fit_head(
 
     from avatarkit.cli.progress import Progress
     from avatarkit.device import resolve_device
-    from avatarkit.errors import OptionError
+    from avatarkit.errors import InputError, OptionError
     from avatarkit.fitting.head import PRESETS, fit_scene
     from avatarkit.fitting.scenes import choose_views, read_scene
     from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES
     from avatarkit.io.outputs import check_outputs
+    from avatarkit.reconstruct.extract import check_lattice_memory
 
     if (prior is None) == (not no_prior):
         raise OptionError("give --prior RUN (a `train deepsdf` run) or --no-prior")
@@ -94,10 +95,12 @@ def fit_head(
     changes = {"renderer": renderer, "steps": steps, "prior_steps": prior_steps, "rays": rays, "seed": seed}
     cfg = dataclasses.replace(PRESETS[config], **{k: v for k, v in changes.items() if v is not None})
     cfg.check()
+    check_lattice_memory(resolution)
     outputs = [output] + ([_preview_path(output)] if preview else [])
     check_outputs(outputs, [scene, prior], "mesh", overwrite)
     if keep_run is not None:
-        _check_run_folder(keep_run, overwrite)
+        _check_run_folder(keep_run, overwrite, outputs, scene)
+    _check_outside_scene(outputs + ([keep_run] if keep_run is not None else []), scene)
     scene_data = read_scene(scene)
     chosen, how = choose_views(scene_data, views, ids)
     device = resolve_device(device)
@@ -110,7 +113,10 @@ def fit_head(
     reporter = Progress(quiet or json, cfg.log_every, label="fit")
     result, head = fit_scene(scene_data, chosen, cfg, prior_net, device, reporter)
     fit_seconds = time.perf_counter() - started
-    mesh = result.mesh(resolution, device)
+    try:
+        mesh = result.mesh(resolution, device)
+    except InputError as exc:  # the fit of this scene could not be meshed
+        raise (exc if exc.path is not None else InputError(exc.message, scene)) from None
     written = _write(result, head, mesh, output, preview, keep_run, units, scene)
     summary = {
         "written": [str(p) for p in written],
@@ -155,10 +161,14 @@ def _parse_ids(text: str | None) -> list[int] | None:
     return ids
 
 
-def _check_run_folder(folder: Path, overwrite: bool) -> None:
+def _check_run_folder(folder: Path, overwrite: bool, outputs: list[Path], scene: Path) -> None:
     from avatarkit.errors import OptionError
     from avatarkit.io.outputs import check_writable
 
+    for path in (*outputs, scene):
+        if _same_place(folder, path):
+            what = "the scene" if path == scene else "an output file"
+            raise OptionError(f"--keep-run {folder} is {what} ({path}); give a folder of its own")
     if folder.is_file():
         raise OptionError(f"--keep-run {folder} is a file; give a folder")
     if folder.is_dir() and any(folder.iterdir()) and not (folder / "fit.pt").is_file():
@@ -166,6 +176,28 @@ def _check_run_folder(folder: Path, overwrite: bool) -> None:
     if (folder / "fit.pt").is_file() and not overwrite:
         raise OptionError(f"--keep-run {folder} holds a fit: pass --overwrite to replace it")
     check_writable(folder / "fit.pt")
+
+
+def _check_outside_scene(paths: list[Path], scene: Path) -> None:
+    """Refuse outputs that would land among an IDR/H3DS scene's photos or masks (the folder
+    is read by its image/ and mask/ listings: a preview there would become a view)."""
+    from avatarkit.errors import OptionError
+
+    if not (scene / "cameras.npz").is_file():
+        return
+    for path in paths:
+        for sub in ("image", "mask"):
+            inside = scene / sub
+            if inside.is_dir() and any(_same_place(parent, inside) for parent in (path, *path.parents)):
+                raise OptionError(f"{path} is inside the scene's {inside}/: write the outputs elsewhere")
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    import os
+
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def _write(

@@ -97,13 +97,15 @@ def reconstruct(
 
     from avatarkit.device import resolve_device
     from avatarkit.errors import OptionError
-    from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES, is_hdf5
+    from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES, is_hdf5, is_image
     from avatarkit.methods.registry import load_trained
+    from avatarkit.reconstruct.extract import check_lattice_memory
     from avatarkit.reconstruct.inputs import LatentInput, choose_camera
 
     inputs = inputs or []
     if resolution < 8 or resolution & (resolution - 1):
         raise OptionError(f"--resolution must be a power of two of at least 8, got {resolution}")
+    check_lattice_memory(resolution)
     if tolerance < 0:
         raise OptionError(f"--tolerance must be 0 or more, got {tolerance}")
     if mask is not None and mask_threshold is not None:
@@ -125,9 +127,11 @@ def reconstruct(
     if latent is not None and "latent" not in observes:
         raise OptionError(f"--latent: {name} learns no code per shape; it reconstructs from {_observed(observes)}")
     if "image" not in observes:
-        images = [p for p in inputs if not is_hdf5(p)]
-        if images:
-            raise OptionError(f"{images[0]}: {name} reconstructs from {_observed(observes)}, not images")
+        others = [p for p in inputs if not is_hdf5(p)]
+        if others:
+            p = others[0]
+            what = "images" if is_image(p) else "a folder" if p.is_dir() else f"a {p.suffix or 'suffix-less'} file"
+            raise OptionError(f"{p}: {name} reconstructs from {_observed(observes)}, not {what}")
         if preview:
             raise OptionError(f"--preview shows the input image; {name} has none")
     photo_camera = None

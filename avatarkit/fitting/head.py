@@ -480,12 +480,19 @@ def fit_scene(
     :class:`~avatarkit.methods.deepsdf.prior.PriorSdf`) or, without, IDR's sphere."""
     config.check()
     views = scene.views
-    if scene.center is not None and scene.radius is not None:
-        sphere = UnitSphere(np.asarray(scene.center, dtype=np.float64), float(scene.radius))
-    else:
-        sphere = sphere_from_masks(views.cameras().subset(ids), views.mask[ids] > 127, ids=ids)
-    torch.manual_seed(config.seed)  # the networks start alike on every run of one seed
-    head = HeadScene.from_views(views, ids, sphere, device)
+    if not len(ids):
+        raise OptionError("no views chosen")
+    try:  # the scene's problems name the scene
+        if scene.center is not None and scene.radius is not None:
+            sphere = UnitSphere(np.asarray(scene.center, dtype=np.float64), float(scene.radius))
+        else:
+            sphere = sphere_from_masks(views.cameras().subset(ids), views.mask[ids] > 127, ids=ids)
+        torch.manual_seed(config.seed)  # the networks start alike on every run of one seed
+        head = HeadScene.from_views(views, ids, sphere, device)
+    except InputError as exc:
+        if exc.path is not None or getattr(scene, "source", None) is None:
+            raise
+        raise InputError(exc.message, scene.source) from None
     if prior is None:
         result = fit_head(head, SphereSdf(config), config, reporter=reporter)
     else:

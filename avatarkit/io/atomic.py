@@ -49,8 +49,14 @@ def landing() -> Iterator[None]:
         raise
     finally:
         _LANDING.reset(token)
-    for tmp, path in state.ready:
-        os.replace(tmp, path)
+    for i, (tmp, path) in enumerate(state.ready):
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # e.g. a folder where the file goes: no temporary file is left behind
+            for left, _ in state.ready[i:]:
+                left.unlink(missing_ok=True)
+            _remove_created(state.created)
+            raise ResourceError(f"cannot put the file in place ({exc.strerror or exc})", path) from None
 
 
 @contextlib.contextmanager

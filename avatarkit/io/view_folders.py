@@ -134,8 +134,11 @@ def read_idr_folder(folder: Path) -> Views:
             raise InputError(f"{len(masks)} masks for {len(images)} images", folder)
         mask = []
         for path in masks:
-            with Image.open(path) as im:
-                m = np.asarray(im.convert("L")) > 127
+            try:
+                with Image.open(path) as im:
+                    m = np.asarray(im.convert("L")) > 127
+            except OSError as exc:
+                raise InputError(f"unreadable mask ({exc})", path) from None
             if m.shape != (h, w):
                 raise InputError(f"mask is {m.shape[1]} x {m.shape[0]}, its image {w} x {h}", path)
             mask.append(m.astype(np.uint8) * 255)

@@ -238,12 +238,15 @@ def plan_run(
             a checkpoint of another method.
     """
     from avatarkit.errors import InputError, OptionError
+    from avatarkit.io.outputs import check_writable
     from avatarkit.methods import checkpoint
     from avatarkit.methods.configs import from_dict, replace
 
     folder, data, state = checkpoint.RunFolder(output), dict(data), None
     if resume and overwrite:
         raise OptionError("--resume continues a run and --overwrite deletes it; give one")
+    if output.exists() and not output.is_dir():
+        raise OptionError(f"{output} is a file; -o takes a run folder")
     if resume:
         if preset is not None:
             raise OptionError("--config chooses the start of a new run; a resumed run keeps its own config")
@@ -269,4 +272,17 @@ def plan_run(
     for option in spec.data:
         if option.required and not data.get(option.name):
             raise OptionError(f"--{option.name} is required")
+    for name, paths in data.items():
+        for path in paths or []:
+            if _same_place(output, Path(path)):
+                raise OptionError(f"-o {output} is the --{name} input {path}: give the run a folder of its own")
+    check_writable(output / "config.json")
     return RunPlan(spec, folder, config, data, state)
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    import os
+
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()

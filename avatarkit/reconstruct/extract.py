@@ -18,8 +18,27 @@ from collections.abc import Callable
 
 import numpy as np
 
-from avatarkit.errors import OptionError
+from avatarkit.errors import OptionError, ResourceError
 from avatarkit.structures import Mesh
+
+LATTICE_BYTES = 16
+"""Peak bytes per lattice point of :func:`evaluate_octree` and marching cubes, an estimate:
+the float32 values and their filled copy, the known and wanted flags, marching cubes' input."""
+
+
+def check_lattice_memory(resolution: int, available: int | None = None) -> None:
+    """Raise :class:`ResourceError` when a ``resolution``^3 lattice would not fit in
+    ``available`` bytes (default: this machine's memory), before any work is done."""
+    import os
+
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = (resolution + 1) ** 3 * LATTICE_BYTES
+    if need > available:
+        raise ResourceError(
+            f"--resolution {resolution} needs about {need / 2**30:,.0f} GiB for its grid, more than the "
+            f"{available / 2**30:,.0f} GiB of memory here; use a smaller --resolution"
+        )
 
 
 def grid_points(bounds: np.ndarray, resolution: int) -> np.ndarray:
@@ -50,6 +69,7 @@ def evaluate_octree(
             raise OptionError(f"{name} must be a power of two, got {value}")
     if initial > resolution:
         raise OptionError(f"the initial grid ({initial}) is finer than the final one ({resolution})")
+    check_lattice_memory(resolution)
     lo, hi = np.asarray(bounds, dtype=np.float64).reshape(2, 3)
     step_world = (hi - lo) / resolution
     n = resolution + 1

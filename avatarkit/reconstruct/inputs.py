@@ -90,6 +90,8 @@ def read_samples_input(path: Path) -> SamplesInput:
     samples = read_artifact(path, "samples")
     if not len(samples.points):
         raise InputError("the samples file holds no points", path)
+    if not (np.isfinite(samples.points).all() and np.isfinite(samples.sdf).all()):
+        raise InputError("the samples file has NaN or infinite points or signed distances", path)
     center, radius = bounding_sphere_of(samples.attrs, path)
     return SamplesInput(samples.points, samples.sdf, center, radius, Path(path))
 

@@ -319,3 +319,245 @@ def test_a_ground_truth_without_area_is_named(tmp_path):
     flat = tmp_path / "flat.obj"
     flat.write_text("v 0 0 0\nv 0.5 0 0\nv 1 0 0\nf 1 2 3\n")
     assert_clean_failure(invoke("evaluate-chamfer", tmp_path / "a.obj", flat), str(flat), "zero area")
+
+
+# --------------------------------------------------------------------------- fit-head, train deepsdf, reconstruct
+
+TINY_FIT = ("--no-prior", "--config", "small", "--steps", 1, "--rays", 16, "--resolution", 8, "--no-preview", "-q")
+
+
+@pytest.fixture(scope="module")
+def head_scene(tmp_path_factory):
+    """A small ball rendered as a capture: a views file (6 views of 32 px) and its IDR folder."""
+    root = tmp_path_factory.mktemp("head_scene")
+    write_artifact(root / "ball.h5", sphere(0.1, 2, (0.0, 1.5, 0.0)))
+    r = invoke("render", root / "ball.h5", "-o", root / "views.h5", "--views", 6, "--size", 32, "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("render", root / "ball.h5", "-o", root / "idr", "--views", 6, "--size", 32, "--export", "idr", "-q")
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def scene_copy(head_scene, tmp_path, name="scene"):
+    """A writable copy of the IDR folder (without its views.h5)."""
+    folder = tmp_path / name
+    shutil.copytree(head_scene / "idr", folder, ignore=shutil.ignore_patterns("views.h5"))
+    return folder
+
+
+def fit_head_fails(scene, out, *args, needles=()):
+    r = invoke("fit-head", scene, "-o", out, *TINY_FIT, *args)
+    assert_clean_failure(r, *needles)
+    assert not out.exists() and not out.with_name(f"{out.stem}.preview.png").exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".") and ".tmp" in p.name]  # no leftovers
+    return r
+
+
+def test_fit_head_keep_run_that_is_an_output_or_inside_the_scene(head_scene, tmp_path):
+    """--keep-run equal to -o crashed after the fit and left a folder of temporary files."""
+    scene = scene_copy(head_scene, tmp_path)
+    out = tmp_path / "fit.h5"
+    fit_head_fails(scene, out, "--keep-run", out, needles=("--keep-run", "output"))
+    assert not out.exists()
+    r = invoke("fit-head", scene, "-o", out, *TINY_FIT[:-2], "--keep-run", tmp_path / "fit.preview.png", "-q")
+    assert_clean_failure(r, "--keep-run", "output")
+    fit_head_fails(scene, out, "--keep-run", scene, needles=("--keep-run", "scene"))
+    # a preview or a run among the scene's photos or masks would become part of the scene
+    inside = scene / "image" / "fit.h5"
+    assert_clean_failure(invoke("fit-head", scene, "-o", inside, *TINY_FIT[:-2], "-q"), "inside the scene")
+    assert not (scene / "image" / "fit.preview.png").exists() and not inside.exists()
+    fit_head_fails(scene, out, "--keep-run", scene / "mask" / "run", needles=("inside the scene",))
+    assert sorted(p.name for p in (scene / "image").iterdir()) == sorted(p.name for p in (scene / "mask").iterdir())
+
+
+def test_a_landing_that_cannot_put_a_file_in_place_leaves_no_temporary_file(tmp_path):
+    from avatarkit.errors import ResourceError
+    from avatarkit.io.atomic import atomic_path, landing
+
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ResourceError, match="taken"), landing():
+        for name in ("a.txt", "taken", "b.txt"):
+            with atomic_path(tmp_path / name) as tmp:
+                tmp.write_text("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "taken"]  # the one before landed; no .tmp
+
+
+def test_a_resolution_beyond_memory_is_refused_before_any_work(head_scene, tmp_path):
+    """It was a MemoryError traceback, in fit-head after the whole fit."""
+    fit_head_fails(head_scene / "views.h5", tmp_path / "fit.h5", "--resolution", 65536, needles=("--resolution", "GiB"))
+    r = invoke("reconstruct", tmp_path / "no_run", "--latent", 0, "-o", tmp_path / "m.h5", "--resolution", 65536)
+    assert_clean_failure(r, "--resolution 65536", "GiB")
+
+
+def test_fit_head_on_a_mesh_file_says_it_is_not_a_scene(tmp_path):
+    for encoding in ("ascii", "binary"):
+        ply = tmp_path / f"ball_{encoding}.ply"
+        s = sphere(0.1)
+        trimesh.Trimesh(s.vertices, s.faces).export(ply, encoding=encoding)
+        fit_head_fails(ply, tmp_path / "fit.h5", needles=(str(ply), "not a scene"))
+
+
+def set_scale_mats(folder, change):
+    data = dict(np.load(folder / "cameras.npz"))
+    np.savez(folder / "cameras.npz", **{k: change(k, v) if k.startswith("scale_mat") else v for k, v in data.items()})
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "needle"),
+    [
+        ("anisotropic", lambda k, v: v @ np.diag([1.0, 3.0, 1.0, 1.0]), "uniform scale"),
+        ("negative", lambda k, v: v @ np.diag([-1.0, -1.0, -1.0, 1.0]), "uniform scale"),
+        ("zero", lambda k, v: np.diag([0.0, 0.0, 0.0, 1.0]), "uniform scale"),
+        ("one differs", lambda k, v: v * 2 if k == "scale_mat_3" else v, "scale_mat_3 differs"),
+    ],
+)
+def test_idr_scale_mats_that_are_not_one_unit_sphere(head_scene, tmp_path, name, change, needle):
+    """Only scale_mat_0's [0, 0] was read: a stretched or per-view sphere was silently used."""
+    scene = scene_copy(head_scene, tmp_path)
+    set_scale_mats(scene, change)
+    fit_head_fails(scene, tmp_path / "fit.h5", needles=(str(scene / "cameras.npz"), needle))
+
+
+def test_idr_scene_files_that_crashed(head_scene, tmp_path):
+    from PIL import Image
+
+    scene = scene_copy(head_scene, tmp_path)
+    out = tmp_path / "fit.h5"
+    junk = scene / "mask" / "002.png"
+    good = junk.read_bytes()
+    junk.write_bytes(bytes(range(256)) * 2)
+    fit_head_fails(scene, out, needles=(str(junk), "unreadable mask"))
+    junk.write_bytes(good)
+    emptied = scene / "mask" / "004.png"
+    kept = emptied.read_bytes()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(emptied)
+    fit_head_fails(scene, out, needles=(str(scene), "mask of view 4 is empty"))  # the scene is named
+    emptied.write_bytes(kept)
+    for text, needle in [
+        ('{"3": [0, 1, 1]}', "2 distinct"),
+        ('{"3": [0, 1]}', "lists 2 views"),
+        ('{"3": []}', "lists 0 views"),
+    ]:
+        (scene / "subsets.json").write_text(text)
+        fit_head_fails(scene, out, "--views", 3, needles=(str(scene / "subsets.json"), "subset 3", needle))
+
+
+def test_views_subsets_of_other_names_and_cameras_at_one_place(head_scene, tmp_path):
+    """A subset named 'front' crashed --views (int('front')); cameras at one place gave one view
+    several times."""
+    from avatarkit.io.hdf5 import read_artifact
+
+    views = read_artifact(head_scene / "views.h5", "views")
+    n = len(views)
+    views.K = np.repeat(views.K[:1], n, 0)
+    views.world_to_cam = np.repeat(views.world_to_cam[:1], n, 0)
+    views.subsets = {"front": np.array([0, 1, 2])}
+    path = write_artifact(tmp_path / "views.h5", views)
+    r = invoke("fit-head", path, "-o", tmp_path / "fit.h5", *TINY_FIT[:-1], "--views", 3, "--json")
+    assert r.exit_code == 0, r.output
+    chosen = json.loads(r.stdout)["views"]
+    assert len(set(chosen)) == 3
+    views.subsets = {"3": np.array([0, 1])}
+    bad = write_artifact(tmp_path / "short.h5", views)
+    fit_head_fails(bad, tmp_path / "fit2.h5", "--views", 3, needles=(str(bad), "lists 2 views"))
+
+
+def nerf_scene(head_scene, folder):
+    """The views file as a NeRF folder: images/ with transforms.json (OpenGL poses), masks in mask/."""
+    from PIL import Image
+
+    from avatarkit.io.hdf5 import read_artifact
+
+    views = read_artifact(head_scene / "views.h5", "views")
+    (folder / "images").mkdir(parents=True)
+    (folder / "mask").mkdir()
+    frames = []
+    for i in range(len(views)):
+        Image.fromarray(views.rgb[i]).save(folder / "images" / f"{i:03d}.png")
+        Image.fromarray(views.mask[i]).save(folder / "mask" / f"{i:03d}.png")
+        c2w = np.linalg.inv(views.world_to_cam[i].astype(np.float64)) @ np.diag([1.0, -1.0, -1.0, 1.0])
+        frames.append({"file_path": f"images/{i:03d}", "transform_matrix": c2w.tolist()})
+    k = views.K[0]
+    meta = {"w": 32, "h": 32, "fl_x": float(k[0, 0]), "cx": float(k[0, 2]) + 0.5, "cy": float(k[1, 2]) + 0.5}
+    (folder / "transforms.json").write_text(json.dumps({**meta, "frames": frames}))
+    return meta, frames
+
+
+def test_nerf_folders_that_crashed(head_scene, tmp_path):
+    folder = tmp_path / "nerf"
+    meta, frames = nerf_scene(head_scene, folder)
+    out = tmp_path / "fit.h5"
+    transforms_json = folder / "transforms.json"
+    junk = folder / "mask" / "001.png"
+    good = junk.read_bytes()
+    junk.write_bytes(bytes(range(256)) * 2)
+    fit_head_fails(folder, out, needles=(str(junk), "unreadable mask"))
+    junk.write_bytes(good)
+    for bad_frames, needle in [(5, "no list of frames"), ({"a": 1}, "no list of frames"),
+                               ([{**frames[0], "file_path": "/"}, *frames[1:]], "frame 0 has no file_path")]:  # fmt: skip
+        transforms_json.write_text(json.dumps({**meta, "frames": bad_frames}))
+        fit_head_fails(folder, out, needles=(str(transforms_json), needle))
+    transforms_json.write_text(json.dumps({**meta, "frames": frames}))
+    from PIL import Image
+
+    for mask in (folder / "mask").iterdir():
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(mask)
+    fit_head_fails(folder, out, needles=(str(folder), "mask"))  # the scene is named
+
+
+@pytest.fixture(scope="module")
+def deepsdf_bits(tmp_path_factory):
+    """A samples folder of one ball (deepsdf preset) and a deepsdf run trained 2 steps on it."""
+    root = tmp_path_factory.mktemp("deepsdf_bits")
+    write_artifact(root / "ball.h5", sphere(0.1, 2, (0.0, 1.5, 0.0)))
+    r = invoke("sample-sdf", root / "ball.h5", "-o", root / "samples", "--preset", "deepsdf", "--points", 2000, "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("train", "deepsdf", "--samples", root / "samples", "-o", root / "run", "--config", "small",
+               "--latent-size", 8, "--hidden", 32, "--layers", 4, "--latent-in", 2, "--points-per-shape", 128,
+               "--batch-size", 1, "--max-steps", 2, "--val-fraction", 0, "--val-resolution", 16, "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def with_nan(src, dst, dataset):
+    shutil.copy(src, dst)
+    with h5py.File(dst, "a") as f:
+        f[dataset][:5] = np.nan
+    return dst
+
+
+def test_train_deepsdf_output_that_is_a_file_an_input_or_unwritable(deepsdf_bits, tmp_path):
+    samples = deepsdf_bits / "samples"
+    before = sorted(p.name for p in samples.iterdir())
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    train = ("train", "deepsdf", "--samples", samples, "--config", "small", "--max-steps", 1)
+    assert_clean_failure(invoke(*train, "-o", samples), "is the --samples input")  # it trained into the input
+    assert_clean_failure(invoke(*train, "-o", a_file), "is a file")  # these three were tracebacks
+    assert_clean_failure(invoke(*train, "-o", a_file / "run"), "it is a file")
+    assert_clean_failure(invoke(*train, "-o", "/proc/run"), "cannot")
+    assert sorted(p.name for p in samples.iterdir()) == before and a_file.read_text() == "mine\n"
+
+
+def test_nan_samples_are_refused_by_train_and_reconstruct(deepsdf_bits, tmp_path):
+    """NaN points trained a NaN network without a word; NaN distances crashed reconstruct."""
+    src = deepsdf_bits / "samples" / "ball.h5"
+    (tmp_path / "nan").mkdir()
+    nan_points = with_nan(src, tmp_path / "nan" / "ball.h5", "/points")
+    r = invoke("train", "deepsdf", "--samples", tmp_path / "nan", "-o", tmp_path / "run", "--config", "small")
+    assert_clean_failure(r, str(nan_points), "NaN")
+    assert not (tmp_path / "run").exists()
+    nan_sdf = with_nan(src, tmp_path / "nan_sdf.h5", "/sdf")
+    for bad in (nan_sdf, nan_points):
+        r = invoke("reconstruct", deepsdf_bits / "run", bad, "-o", tmp_path / "m.h5", "--resolution", 16)
+        assert_clean_failure(r, str(bad), "NaN")
+        assert not (tmp_path / "m.h5").exists()
+
+
+def test_reconstruct_deepsdf_names_what_it_was_given(deepsdf_bits, tmp_path):
+    ply = tmp_path / "ball.ply"
+    ply.write_text("ply\n")
+    run = deepsdf_bits / "run"
+    assert_clean_failure(invoke("reconstruct", run, deepsdf_bits / "samples", "-o", tmp_path / "o"), "not a folder")
+    assert_clean_failure(invoke("reconstruct", run, ply, "-o", tmp_path / "m.h5"), "not a .ply file")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "m.h5").exists()

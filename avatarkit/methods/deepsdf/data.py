@@ -110,10 +110,12 @@ class ShapeSamples(torch.utils.data.Dataset):
 
 
 def check_points(path: Path) -> None:
-    """A samples file with finite signed distances, or an :class:`InputError`."""
+    """A samples file with finite points and signed distances, or an :class:`InputError`."""
     from avatarkit.io.hdf5 import open_h5
 
     with open_h5(path) as f:
-        sdf = f["/sdf"][()]
+        points, sdf = f["/points"][()], f["/sdf"][()]
     if not np.isfinite(sdf).all():
         raise InputError("the samples file has NaN or infinite signed distances", path)
+    if not np.isfinite(points).all():
+        raise InputError("the samples file has NaN or infinite points", path)
