@@ -9,7 +9,8 @@ Outputs that belong together (a transform and the moved mesh, a views file and i
 exported images, metrics and their heat map) land together: inside :func:`landing`, every
 :func:`atomic_path` keeps its finished temporary file and the renames all happen when the
 block ends without an error; on an error none happens, every temporary file is removed,
-and so is every folder the block created.
+and so is every folder the block created. Files the new outputs make stale
+(:func:`remove_stale`) are removed only when the outputs land.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class _Landing:
     def __init__(self) -> None:
         self.ready: list[tuple[Path, Path]] = []
         self.created: list[Path] = []
+        self.stale: list[Path] = []
 
 
 @contextlib.contextmanager
@@ -57,6 +59,19 @@ def landing() -> Iterator[None]:
                 left.unlink(missing_ok=True)
             _remove_created(state.created)
             raise ResourceError(f"cannot put the file in place ({exc.strerror or exc})", path) from None
+    for path in state.stale:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale(path: str | Path) -> None:
+    """Remove ``path``, a file an earlier run wrote that the outputs being written replace
+    (an export's surplus views): at the end of the :func:`landing` block, only when it lands,
+    or at once outside one."""
+    state = _LANDING.get()
+    if state is None:
+        Path(path).unlink(missing_ok=True)
+    else:
+        state.stale.append(Path(path))
 
 
 @contextlib.contextmanager

@@ -44,9 +44,12 @@ SUBSETS_FILE = "subsets.json"
 def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[Path]:
     """``image/000.png``, ``mask/000.png`` and ``cameras.npz`` (``world_mat_i``, ``scale_mat_i``),
     the layout IDR and the H3DS loaders read, and ``subsets.json`` when the views have subsets
-    (a stale one from an earlier export is removed)."""
+    (a stale one from an earlier export is removed, as are the images and masks of an earlier
+    export's views past these: the folder is read back by listing image/ and mask/)."""
     import json
+    import re
 
+    from avatarkit.io.atomic import remove_stale
     from avatarkit.io.cameras import write_idr
 
     check_export("idr", views.projection == "orthographic")  # before any image is written
@@ -66,7 +69,11 @@ def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[
             tmp.write_text(json.dumps({k: [int(i) for i in v] for k, v in views.subsets.items()}) + "\n")
         written.append(subsets)
     elif subsets.exists():
-        subsets.unlink()  # it named the views of the cameras.npz just replaced
+        remove_stale(subsets)  # it named the views of the cameras.npz just replaced
+    for sub in ("image", "mask"):
+        for path in (folder / sub).iterdir():
+            if re.fullmatch(r"\d+\.(png|jpe?g)", path.name, re.IGNORECASE) and path not in written:
+                remove_stale(path)
     return written
 
 

@@ -561,3 +561,18 @@ def test_reconstruct_deepsdf_names_what_it_was_given(deepsdf_bits, tmp_path):
     assert_clean_failure(invoke("reconstruct", run, deepsdf_bits / "samples", "-o", tmp_path / "o"), "not a folder")
     assert_clean_failure(invoke("reconstruct", run, ply, "-o", tmp_path / "m.h5"), "not a .ply file")
     assert not (tmp_path / "o").exists() and not (tmp_path / "m.h5").exists()
+
+
+def test_an_idr_export_over_a_larger_one_leaves_a_folder_that_reads_back(head_scene, tmp_path):
+    """The earlier export's surplus images and masks stayed: '6 images in image/ but 3 cameras'."""
+    from avatarkit.io.view_folders import read_idr_folder
+
+    folder = scene_copy(head_scene, tmp_path)
+    (folder / "image" / "notes.txt").write_text("mine\n")
+    r = invoke("render", head_scene / "ball.h5", "-o", folder, "--views", 3, "--size", 32, "--export", "idr",
+               "--overwrite", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (folder / "mask").iterdir()) == ["000.png", "001.png", "002.png"]
+    assert (folder / "image" / "notes.txt").read_text() == "mine\n"  # only numbered views are the export's
+    assert not (folder / "subsets.json").exists()
+    assert len(read_idr_folder(folder)) == 3
