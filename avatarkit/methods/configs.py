@@ -125,6 +125,9 @@ class ImageDataConfig(TrainConfig):
             raise OptionError("--scale-jitter must be in [0, 1) and --shift-jitter in [0, 0.5)")
         if self.val_resolution < 8 or self.val_resolution & (self.val_resolution - 1):
             raise OptionError(f"--val-resolution must be a power of two of at least 8, got {self.val_resolution}")
+        from avatarkit.reconstruct.extract import check_lattice_memory
+
+        check_lattice_memory(self.val_resolution, option="--val-resolution")
 
 
 def derived(default: Any) -> Any:

@@ -26,9 +26,10 @@ LATTICE_BYTES = 16
 the float32 values and their filled copy, the known and wanted flags, marching cubes' input."""
 
 
-def check_lattice_memory(resolution: int, available: int | None = None) -> None:
+def check_lattice_memory(resolution: int, available: int | None = None, option: str = "--resolution") -> None:
     """Raise :class:`ResourceError` when a ``resolution``^3 lattice would not fit in
-    ``available`` bytes (default: this machine's memory), before any work is done."""
+    ``available`` bytes (default: this machine's memory), before any work is done; ``option``
+    names the option that asked for it in the message."""
     import os
 
     if available is None:
@@ -36,8 +37,8 @@ def check_lattice_memory(resolution: int, available: int | None = None) -> None:
     need = (resolution + 1) ** 3 * LATTICE_BYTES
     if need > available:
         raise ResourceError(
-            f"--resolution {resolution} needs about {need / 2**30:,.0f} GiB for its grid, more than the "
-            f"{available / 2**30:,.0f} GiB of memory here; use a smaller --resolution"
+            f"{option} {resolution} needs about {need / 2**30:,.0f} GiB for its grid, more than the "
+            f"{available / 2**30:,.0f} GiB of memory here; use a smaller {option}"
         )
 
 

@@ -387,6 +387,11 @@ def test_a_resolution_beyond_memory_is_refused_before_any_work(head_scene, tmp_p
     fit_head_fails(head_scene / "views.h5", tmp_path / "fit.h5", "--resolution", 65536, needles=("--resolution", "GiB"))
     r = invoke("reconstruct", tmp_path / "no_run", "--latent", 0, "-o", tmp_path / "m.h5", "--resolution", 65536)
     assert_clean_failure(r, "--resolution 65536", "GiB")
+    for method, data in (("deepsdf", ("--samples",)), ("pifu", ("--views", "--samples"))):
+        options = [x for name in data for x in (name, tmp_path / "absent")]
+        r = invoke("train", method, *options, "-o", tmp_path / "run", "--val-resolution", 65536)
+        assert_clean_failure(r, "--val-resolution 65536", "GiB")  # not a MemoryError at the first validation
+    assert not (tmp_path / "run").exists()
 
 
 def test_fit_head_on_a_mesh_file_says_it_is_not_a_scene(tmp_path):

@@ -90,6 +90,9 @@ class DeepSDFConfig(TrainConfig):
                 raise OptionError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if self.val_resolution < 8 or self.val_resolution & (self.val_resolution - 1):
             raise OptionError(f"--val-resolution must be a power of two of at least 8, got {self.val_resolution}")
+        from avatarkit.reconstruct.extract import check_lattice_memory
+
+        check_lattice_memory(self.val_resolution, option="--val-resolution")
         if self.shapes < 0:
             raise OptionError(f"the config's shapes must be 0 or more, got {self.shapes}")
 
