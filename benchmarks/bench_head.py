@@ -47,7 +47,7 @@ def run(out: Path | None = None) -> dict:
     points, size = int(setting("POINTS", "100000")), int(setting("SIZE", "256"))
     prior_seconds, fit_steps = int(setting("PRIOR_SECONDS", "600")), int(setting("FIT_STEPS", "600"))
     view_counts = [int(v) for v in setting("VIEWS", "3,8").split(",")]
-    renderers = setting("RENDERERS", "volume,surface").split(",")
+    renderers = setting("RENDERERS", "surface,volume").split(",")
     root = Path(out or tempfile.mkdtemp(prefix="bench_head_"))
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -62,15 +62,19 @@ def run(out: Path | None = None) -> dict:
         avatarkit("synth", "-n", test, "--part", "head", "--expressions", "--seed", 777, "-o", root / "test", "-q")
     rows = []
     for gt in sorted((root / "test").glob("*.h5")):
-        scene = root / "scenes" / gt.name
-        if not scene.is_file():
-            avatarkit("render", gt, "--preset", "h3ds", "--size", size, "-o", scene, "-q")
+        scene = root / "scenes" / gt.stem  # an IDR/H3DS folder, as the user's pipeline makes it
+        if not (scene / "cameras.npz").is_file():
+            avatarkit("render", gt, "--preset", "h3ds", "--size", size, "--export", "idr", "-o", scene, "-q")
         for views in view_counts:
             for renderer in renderers:
                 for prior in ("prior", "none"):
                     name = f"{gt.stem}_v{views}_{renderer}_{prior}"
                     fit = root / "fits" / f"{name}.h5"
                     source = ["--prior", root / "prior"] if prior == "prior" else ["--no-prior"]
+                    done = fit.with_suffix(".json")
+                    if done.is_file():  # a rerun keeps the fits it has (remove fits/ to redo them)
+                        rows.append(json.loads(done.read_text()))
+                        continue
                     summary = avatarkit("fit-head", scene, *source, "--views", views, "--config", "small",
                                         "--renderer", renderer, "--steps", fit_steps, "-o", fit, "--overwrite",
                                         "--json", json_out=True)  # fmt: skip
@@ -83,12 +87,15 @@ def run(out: Path | None = None) -> dict:
                         "fit_seconds": summary["fit_seconds"],
                     }  # fmt: skip
                     rows.append(row)
+                    done.write_text(json.dumps(row) + "\n")
                     print(json.dumps(row), file=sys.stderr, flush=True)
     table = {}
     for views in view_counts:
         for renderer in renderers:
             for prior in (True, False):
                 sel = [r for r in rows if r["views"] == views and r["renderer"] == renderer and r["prior"] == prior]
+                if not sel:
+                    continue
                 key = f"v{views}_{renderer}_{'prior' if prior else 'no_prior'}"
                 table[key] = {
                     "face_mm": sum(r["face_mm"] for r in sel) / len(sel),

@@ -7,7 +7,9 @@ at the mean of the training codes; the fit moves the code first (the decoder fro
 
 The prior's unit sphere is each training shape's own (``avatarkit.methods.deepsdf.data``: the
 sphere ``render --export idr`` writes as ``scale_mat``), so a scene's ``scale_mat`` frame is
-the prior's frame with no further alignment for scenes made that way.
+the prior's frame for scenes made that way. Other scenes (H3DS's own ``scale_mat``, a sphere
+found from masks) place it differently: a scale and an offset of the prior in the scene's
+sphere are fitted with the code (``x_prior = (x - offset) / scale``, distances times scale).
 """
 
 from __future__ import annotations
@@ -28,10 +30,20 @@ class PriorSdf(nn.Module):
         super().__init__()
         self.decoder: Any = decoder
         self.latent = nn.Parameter(latent.detach().clone().reshape(-1))
+        # where the prior's sphere sits in the scene's: x_prior = (x - offset) / scale, fitted with the
+        # code (a scene's sphere may not be the prior's: H3DS's scale_mat, or one made from masks)
+        self.offset = nn.Parameter(torch.zeros(3, dtype=self.latent.dtype, device=self.latent.device))
+        self.log_scale = nn.Parameter(torch.zeros(1, dtype=self.latent.dtype, device=self.latent.device))
         self.feature_size = int(decoder.width)
 
     def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.decoder.features(self.latent, points)
+        scale = self.log_scale.exp()
+        sdf, feature = self.decoder.features(self.latent, (points - self.offset) / scale)
+        return sdf * scale, feature
+
+    def code_parameters(self) -> list[nn.Parameter]:
+        """What stage 1 fits: the latent code and the prior's placement in the scene."""
+        return [self.latent, self.offset, self.log_scale]
 
     def train(self, mode: bool = True) -> PriorSdf:
         super().train(mode)
