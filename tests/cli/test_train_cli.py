@@ -251,14 +251,15 @@ def test_a_time_budget_ends_the_run_on_time_and_decays_the_rate_by_time(pifu_dat
     """--max-time ends a run of many steps like its last step (validated, saved), and the
     learning rate decays at its fractions of the budget when time runs ahead of the steps."""
     run = tmp_path / "run"
-    r = _train(pifu_data, run, "--max-steps", 100_000, "--max-time", 2, "--lr-decay-at", "0.01", "--lr-decay", 0.5,
+    # a budget of several steps even on a loaded machine: the rate set before step 2 is the decayed one
+    r = _train(pifu_data, run, "--max-steps", 100_000, "--max-time", 5, "--lr-decay-at", "0.01", "--lr-decay", 0.5,
                "--val-every", 100_000, "--mesh-every", 0, "--json", "-q")  # fmt: skip
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
-    assert summary["time_up"] and 0 < summary["steps"] < 100_000 and "val/iou" in summary["metrics"]
+    assert summary["time_up"] and 1 < summary["steps"] < 100_000 and "val/iou" in summary["metrics"]
     state = checkpoint.load(run / "checkpoints" / "last.pt")
-    assert state["step"] == summary["steps"] and state["train_seconds"] >= 2
+    assert state["step"] == summary["steps"] and state["train_seconds"] >= 5
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.5)
-    r = invoke("train", "pifu", "-o", run, "--resume", "--max-time", 3, "--json", "-q")  # counts the time already spent
+    r = invoke("train", "pifu", "-o", run, "--resume", "--max-time", 7, "--json", "-q")  # counts the time already spent
     assert r.exit_code == 0 and json.loads(r.stdout)["steps"] > summary["steps"]
-    assert checkpoint.load(run / "checkpoints" / "last.pt")["train_seconds"] >= 3
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["train_seconds"] >= 7
