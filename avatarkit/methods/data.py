@@ -56,6 +56,20 @@ def match_subjects(data: dict[str, list[Path]], meshes: list[Path] | None = None
     return subjects
 
 
+def split_state(data: dict[str, list[Path]], subjects: list[Subject], train: list[int], val: list[int]) -> dict:
+    """The part of a run's state every method over subjects shares: each data option's paths
+    (absolute, so ``--resume`` needs none) and the split of subjects by stem."""
+    return {
+        "data": {name: [str(p.resolve()) for p in paths] for name, paths in data.items()},
+        "split": {"train": [subjects[i].stem for i in train], "val": [subjects[i].stem for i in val]},
+    }
+
+
+def split_summary(subjects: list[Subject], train: list[int], val: list[int]) -> dict[str, int]:
+    """How many subjects a run trains on and holds out, and how many held out have a mesh."""
+    return {"train": len(train), "val": len(val), "val_with_meshes": sum(subjects[i].mesh is not None for i in val)}
+
+
 def _source_mesh(samples: Path) -> Path | None:
     import h5py
 

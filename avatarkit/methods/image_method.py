@@ -26,6 +26,7 @@ from avatarkit.errors import AvatarkitError
 from avatarkit.methods import image_data as D
 from avatarkit.methods.configs import ImageDataConfig
 from avatarkit.methods.contract import BestMetric, Predictor, RunState
+from avatarkit.methods.data import split_state, split_summary
 from avatarkit.methods.split import split_subjects
 
 if TYPE_CHECKING:
@@ -89,20 +90,11 @@ class ImageMethod:
         return D.ImagePointsDataset(self.subjects, self.view_sets, self.config, augment)
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "subjects": len(self.subjects),
-            "train": len(self.train_index),
-            "val": len(self.val_index),
-            "val_with_meshes": sum(self.subjects[i].mesh is not None for i in self.val_index),
-        }
+        return {"subjects": len(self.subjects), **split_summary(self.subjects, self.train_index, self.val_index)}
 
     def state(self) -> RunState:
         return {
-            "data": {name: [str(p.resolve()) for p in paths] for name, paths in self.data.items()},
-            "split": {
-                "train": [self.subjects[i].stem for i in self.train_index],
-                "val": [self.subjects[i].stem for i in self.val_index],
-            },
+            **split_state(self.data, self.subjects, self.train_index, self.val_index),  # type: ignore[typeddict-item]
             "camera": self.camera,
         }
 

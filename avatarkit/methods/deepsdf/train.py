@@ -96,20 +96,11 @@ class DeepSDFMethod:
         return DeepSDF(self.config)
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "shapes": len(self.subjects),
-            "train": len(self.train_index),
-            "val": len(self.val_index),
-            "val_with_meshes": sum(self.subjects[i].mesh is not None for i in self.val_index),
-        }
+        return {"shapes": len(self.subjects), **D.split_summary(self.subjects, self.train_index, self.val_index)}
 
     def state(self) -> DeepSDFState:
         return {
-            "data": {name: [str(p.resolve()) for p in paths] for name, paths in self.data.items()},
-            "split": {
-                "train": [self.subjects[i].stem for i in self.train_index],
-                "val": [self.subjects[i].stem for i in self.val_index],
-            },
+            **D.split_state(self.data, self.subjects, self.train_index, self.val_index),  # type: ignore[typeddict-item]
             "normalization": {self.subjects[i].stem: self.norms[i] for i in self.train_index},
         }
 
