@@ -27,7 +27,9 @@ def synth(
         ),
     ] = "skin",
     texture_size: Annotated[int, typer.Option(help="Texture width and height in texels.")] = 1024,
-    part: Annotated[Literal[PARTS], typer.Option(help="head: head and neck only.")] = "body",
+    part: Annotated[
+        Literal[PARTS], typer.Option(help="head: head and neck only, their outer surface (as a scan).")
+    ] = "body",
     device: Device = "auto",
     overwrite: Overwrite = False,
     shard: Shard = None,

@@ -28,6 +28,10 @@ FACE_SPHERE_RADIUS = 0.095
 NOT_FACE_SKIN = ("eye", "mouth_cavity", "tongue")
 """Anny's labels (prefixes) of what is not the face's skin: eyeballs and eye sockets, the
 inside of the mouth, the tongue."""
+HIDDEN_PARTS = ("eye_back", "eye_cavity", "mouth_cavity", "tongue")
+"""Anny's labels (prefixes) of what lies inside a head, where no camera or scanner sees:
+``--part head`` keeps only the faces that touch the outside (a scan's surface, as H3DS's
+ground truth is)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +84,8 @@ class HumanGenerator:
         self.phenotypes = PhenotypeSampler(self.body.model)
         head = [self.body.bone_labels.index(b) for b in HEAD_BONES]
         self._head_vertices = np.isin(self.body.dominant_bone, head)
+        hidden = [i for i, n in enumerate(self.body.label_names) if n.startswith(HIDDEN_PARTS)]
+        self._outer_vertices = ~np.isin(self.body.vertex_labels, hidden)
 
     def subject(self, index: int) -> Mesh:
         """Draw subject ``index``: a validated mesh in our frame, feet on y = 0."""
@@ -160,7 +166,7 @@ class HumanGenerator:
         )
         mesh.regions = face_regions(mesh)
         if cfg.part == "head":
-            mesh = _head_only(mesh, self._head_vertices, body.faces)
+            mesh = _head_only(mesh, self._head_vertices, self._outer_vertices, body.faces)
         mesh.validate(f"subject {index}")
         return mesh
 
@@ -199,9 +205,11 @@ def face_regions(mesh: Mesh) -> dict[str, np.ndarray] | None:
     return {"face_sphere": sphere.astype(np.int32), "face": face.astype(np.int32)}
 
 
-def _head_only(mesh: Mesh, head_vertices: np.ndarray, faces: np.ndarray) -> Mesh:
-    """Keep faces whose three vertices are skinned mostly to the neck, head or eyes."""
-    keep_faces = head_vertices[faces].all(axis=1)
+def _head_only(mesh: Mesh, head_vertices: np.ndarray, outer_vertices: np.ndarray, faces: np.ndarray) -> Mesh:
+    """Keep the faces whose three vertices are skinned mostly to the neck, head or eyes and
+    that touch the outside: one vertex at least not of :data:`HIDDEN_PARTS` (so the rims of
+    the lips and eyelids, where the lip-corner landmarks sit, stay)."""
+    keep_faces = head_vertices[faces].all(axis=1) & outer_vertices[faces].any(axis=1)
     used = np.unique(faces[keep_faces])
     remap = np.full(len(mesh.vertices), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from avatarkit.cli.app import app
 from avatarkit.io.hdf5 import read_mesh
 from avatarkit.parametric.anny import FACE_LANDMARKS
+from avatarkit.synth.generate import HIDDEN_PARTS
 
 runner = CliRunner()
 
@@ -122,6 +123,16 @@ def test_head_part(make_generator, tmp_path):
     assert np.array_equal(lm_head["nose_tip"], lm_full["nose_tip"])  # same frame as the body
     head.validate()
 
+    # a scan's surface, as H3DS's ground truth: nothing of what lies inside the head (eye
+    # sockets and backs, mouth cavity, tongue) but the rims where it meets the outside
+    def hidden(mesh):
+        return np.array([mesh.label_names[k].startswith(HIDDEN_PARTS) for k in mesh.vertex_labels])
+
+    inside = hidden(head)
+    assert "tongue" not in {head.label_names[k] for k in head.vertex_labels}
+    assert not inside[head.faces].all(axis=1).any()
+    assert inside.sum() < 0.05 * len(inside) and hidden(full).sum() > 1000
+
 
 def test_bad_options(tmp_path):
     r = runner.invoke(app, ["synth", "-o", str(tmp_path / "o"), "--age-range", "50", "20"])
@@ -166,11 +177,16 @@ def test_head_carries_h3ds_face_regions(make_generator, tmp_path):
         assert (vertex_normals(head)[face] @ forward > 0).all()
         assert head.landmark_ids()["nose_tip"] in face
         assert np.all((head.vertices[face] - nose) @ forward < 0.01)  # nothing in front of the nose
-    # the head's regions are the body's, renumbered: the same points of the same person
+    # the head's regions are the body's, renumbered: the same points of the same person, less
+    # what the head leaves out (inside the head: the face region has none of it)
     body = make_generator(texture="none", seed=5).subject(0)
     first = read_mesh(out / "head_0000.h5")
-    for name in ("face_sphere", "face"):
-        assert np.array_equal(first.vertices[first.regions[name]], body.vertices[body.regions[name]])
+    assert np.array_equal(first.vertices[first.regions["face"]], body.vertices[body.regions["face"]])
+    sphere = body.regions["face_sphere"]
+    kept = np.isin(body.vertices[sphere], first.vertices).all(axis=1)
+    assert np.array_equal(first.vertices[first.regions["face_sphere"]], body.vertices[sphere[kept]])
+    names = np.asarray(body.label_names)[body.vertex_labels[sphere[~kept]]]
+    assert len(names) > 100 and all(n.startswith(HIDDEN_PARTS) for n in names)
     r = runner.invoke(app, ["inspect", str(out / "head_0000.h5"), "--json"])
     report = json.loads(r.stdout)
     assert r.exit_code == 0 and report["datasets"]["/regions/face"]["dtype"] == "int32"
