@@ -24,7 +24,8 @@ def render(
     views: Annotated[
         int | None,
         typer.Option(
-            help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu, 70 with h3ds)."
+            help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu, 70 with h3ds; "
+            "photos with portrait, default 8)."
         ),
     ] = None,
     pitch: Annotated[
@@ -34,13 +35,15 @@ def render(
         tuple[float, float] | None,
         typer.Option(
             help="Yaw range of the cameras in degrees, MIN MAX (0: the subject's front, 90: its left; "
-            "default 0 360, -90 90 with --preset h3ds).",
+            "default 0 360, -90 90 with --preset h3ds; with portrait the head's yaw, default -45 45).",
             metavar="MIN MAX",
         ),
     ] = None,
     size: Annotated[
         int | None,
-        typer.Option(help="Image width and height in pixels (default 512); with --preset h3ds the height (3:4)."),
+        typer.Option(
+            help="Image width and height in pixels (default 512); with --preset h3ds or portrait the height (3:4)."
+        ),
     ] = None,
     projection: Annotated[Literal[PROJECTIONS], typer.Option()] = "perspective",
     fov: Annotated[
@@ -52,18 +55,20 @@ def render(
         typer.Option(
             help="pifu: orthographic, 512 x 512, 360 yaw steps (or --views), subject scaled as PIFu does; "
             "h3ds: 70 hand-held-style portrait views of the head over yaw -90..90, with H3DS's 3/4/8/16/32-view "
-            "subsets (docs/render.md)."
+            "subsets; portrait: photos of the face at random head poses, focal lengths and places, random SH "
+            "light per view (docs/render.md)."
         ),
     ] = None,
     cameras: Annotated[
         Path | None, typer.Option(help="Cameras from a file: IDR/H3DS cameras.npz, NeRF transforms.json, views .h5.")
     ] = None,
     lighting: Annotated[
-        Literal[LIGHTINGS],
+        Literal[LIGHTINGS] | None,
         typer.Option(
-            help="none: the albedo exactly; sh: spherical harmonics; prt: SH with self-shadowing; directional."
+            help="none: the albedo exactly; sh: spherical harmonics; prt: SH with self-shadowing; directional "
+            "(default none; sh with --preset portrait, a random environment per view)."
         ),
-    ] = "none",
+    ] = None,
     hdri: Annotated[Path | None, typer.Option(help="Equirectangular .hdr environment for sh/prt lighting.")] = None,
     albedo: Annotated[Literal[ALBEDOS], typer.Option()] = "auto",
     texture: Annotated[
@@ -104,11 +109,13 @@ def render(
     from avatarkit.device import memory_limit, resolve_device
     from avatarkit.errors import OptionError
     from avatarkit.io.view_folders import check_export
-    from avatarkit.render.render import RenderConfig
+    from avatarkit.render.render import RenderConfig, preset_lighting
     from avatarkit.render.rigs import RigSpec
 
+    lighting, environments = preset_lighting(preset, lighting)
     config = RenderConfig(
         lighting=lighting,
+        environments=environments,
         albedo=albedo,
         background=tuple(background),
         background_dir=background_dir,

@@ -6,7 +6,8 @@ albedo and shades it at the covered pixels; supersampled colour is averaged down
 background. G-buffers always come from the pixel centres, never averaged.
 
 Lighting (``docs/render.md``): ``none`` (the albedo exactly), ``sh`` (second-order
-spherical harmonics, a random studio environment or an HDR map, randomly turned per view),
+spherical harmonics, a random studio environment or an HDR map, randomly turned per view; or,
+``environments="random"``, a random studio environment of its own per view),
 ``prt`` (the same with PIFu's precomputed radiance transfer: per-vertex visibility, so
 self-shadowing), ``directional`` (one light with cast shadows, plus ambient).
 """
@@ -23,10 +24,14 @@ from avatarkit.errors import AvatarkitWarning, OptionError
 from avatarkit.geometry.surface import vertex_normals
 from avatarkit.render import lighting as L
 from avatarkit.render.raycast import RayCaster
-from avatarkit.render.rigs import RigSpec, make_rig, rig_subsets
+from avatarkit.render.rigs import RigSpec, make_rig, rig_subsets, subject_seed
 from avatarkit.structures import Cameras, Mesh, Views
 
 LIGHTINGS = ("none", "sh", "prt", "directional")
+ENVIRONMENTS = ("turned", "random")
+PRESET_LIGHTING = {"portrait": ("sh", "random")}
+"""Rig presets with lighting of their own: preset -> (the lighting when ``--lighting`` is not
+given, the environments); the others take ``none`` and ``turned``."""
 ALBEDOS = ("auto", "texture", "vertex", "flat")
 MAX_RAYS_PER_BATCH = 4_000_000
 BUFFERS = ("depth", "normal", "uv", "label")
@@ -36,7 +41,11 @@ BUFFERS = ("depth", "normal", "uv", "label")
 class RenderConfig:
     """How to shade. ``background`` is an RGB colour; ``background_dir`` a folder of images
     to crop random backgrounds from; ``hdri`` an equirectangular ``.hdr`` environment for
-    ``sh`` and ``prt``; ``ssaa`` the supersampling factor per side."""
+    ``sh`` and ``prt``; ``environments`` how ``sh`` and ``prt`` light the views: ``turned``, one
+    environment (a random studio or ``hdri``) turned by a random yaw per view, as PIFu does;
+    ``random``, a random studio environment of its own per view (view i drawn from
+    ``[seed, 4, i]``; an ``hdri`` is turned as with ``turned``); ``ssaa`` the supersampling
+    factor per side."""
 
     lighting: str = "none"
     albedo: str = "auto"
@@ -44,6 +53,7 @@ class RenderConfig:
     background: tuple[int, int, int] = (0, 0, 0)
     background_dir: Path | None = None
     hdri: Path | None = None
+    environments: str = "turned"
     ssaa: int = 1
     ambient: float = 0.25
     prt_samples: int = 256
@@ -51,6 +61,8 @@ class RenderConfig:
     def check(self) -> None:
         if self.lighting not in LIGHTINGS:
             raise OptionError(f"--lighting must be one of {', '.join(LIGHTINGS)}, got {self.lighting!r}")
+        if self.environments not in ENVIRONMENTS:
+            raise OptionError(f"environments must be one of {', '.join(ENVIRONMENTS)}, got {self.environments!r}")
         if self.albedo not in ALBEDOS:
             raise OptionError(f"--albedo must be one of {', '.join(ALBEDOS)}, got {self.albedo!r}")
         if not 1 <= self.ssaa <= 8:
@@ -60,6 +72,14 @@ class RenderConfig:
         for value in (*self.background, *self.flat_color):
             if not 0 <= value <= 255:
                 raise OptionError(f"colours are 0-255 per channel, got {value}")
+
+
+def preset_lighting(preset: str | None, lighting: str | None) -> tuple[str, str]:
+    """The lighting and environments (:class:`RenderConfig`) of a render with rig ``preset`` and
+    ``--lighting`` ``lighting`` (None when not given): :data:`PRESET_LIGHTING`'s for a preset that
+    has its own (``portrait``: ``sh``, a random environment per view), else ``none``, ``turned``."""
+    default, environments = PRESET_LIGHTING.get(preset or "", ("none", "turned"))
+    return lighting or default, environments
 
 
 def render_rig(
@@ -76,11 +96,16 @@ def render_rig(
     will be written in (``idr`` takes perspective cameras only). ``max_bytes``: refuse, with a
     :class:`~avatarkit.errors.ResourceError`, a render whose :func:`render_memory` is above it.
     Warns about cameras that see nothing of the mesh. The views carry the rig's view subsets
-    (:func:`~avatarkit.render.rigs.rig_subsets`: H3DS's for ``--preset h3ds``)."""
+    (:func:`~avatarkit.render.rigs.rig_subsets`: H3DS's for ``--preset h3ds``). With ``--preset
+    portrait`` every draw (cameras, lighting, backgrounds) comes from
+    :func:`~avatarkit.render.rigs.subject_seed` of the mesh and ``seed``, so each subject of a
+    batch gets its own photos."""
     from avatarkit.device import refuse_over_memory
     from avatarkit.io.view_folders import check_export
 
     check_export(export, rig.orthographic)
+    if rig.preset == "portrait":
+        seed = subject_seed(mesh, seed)
     cameras = make_rig(mesh, rig, seed)
     check_export(export, cameras.projection == "orthographic", rig.cameras)
     if max_bytes is not None:
@@ -141,7 +166,7 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     caster = RayCaster(mesh.vertices, mesh.faces, device, normals, mesh.uvs, mesh.face_uvs, mesh.vertex_labels)
     tdev = torch.device(device)
     albedo = _Albedo(mesh, config, tdev)
-    env = _environments(config, len(cameras), rng) if config.lighting in ("sh", "prt") else None
+    env = _environments(config, len(cameras), rng, seed) if config.lighting in ("sh", "prt") else None
     transfer = None
     if config.lighting == "prt":
         transfer = torch.as_tensor(
@@ -195,6 +220,7 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     if env is not None:
         lighting_record["sh"] = env.astype(np.float32)
         lighting_record["environment"] = str(config.hdri) if config.hdri else "random studio"
+        lighting_record["environments"] = "random" if config.environments == "random" and not config.hdri else "turned"
     if lights is not None:
         lighting_record["direction"] = lights.astype(np.float32)
         lighting_record["ambient"] = np.float32(config.ambient)
@@ -312,9 +338,13 @@ class _Backgrounds:
         )
 
 
-def _environments(config: RenderConfig, count: int, rng: np.random.Generator) -> np.ndarray:
-    """(N, 9, 3) SH radiance per view: one environment, turned by a random yaw per view."""
+def _environments(config: RenderConfig, count: int, rng: np.random.Generator, seed: int = 0) -> np.ndarray:
+    """(N, 9, 3) SH radiance per view: one environment, turned by a random yaw per view; or, with
+    ``environments="random"`` and no HDR map, a random studio environment per view (view i's from
+    ``[seed, 4, i]``, so fewer views are the first ones)."""
     directions = L.sphere_directions(2048)
+    if config.environments == "random" and config.hdri is None:
+        return np.stack([L.random_environment(np.random.default_rng([seed, 4, i]), directions) for i in range(count)])
     if config.hdri is not None:
         from avatarkit.io.hdr import read_hdr
 

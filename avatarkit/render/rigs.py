@@ -1,17 +1,19 @@
 """Camera rigs around a subject: look-at poses, orbits, random rigs, PIFu's rig, an H3DS-like
-handheld capture of a head with its few-view subsets, and :func:`make_rig`, which picks one from
-a render's options (the cameras ``avatarkit render`` uses).
+handheld capture of a head with its few-view subsets, portrait photos of a face at random head
+poses and focal lengths, and :func:`make_rig`, which picks one from a render's options (the
+cameras ``avatarkit render`` uses).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from avatarkit.errors import AvatarkitWarning, OptionError
+from avatarkit.errors import AvatarkitWarning, MeshError, OptionError
 from avatarkit.structures import Cameras, Mesh
 from avatarkit.structures.cameras import PROJECTIONS
 
@@ -135,16 +137,22 @@ H3DS_SUBSETS = (3, 4, 8, 16, 32)
 """The few-view subsets H3D-Net is scored on (the ``h3ds`` package's views configurations)."""
 
 
-def head_sphere(mesh: Mesh) -> tuple[np.ndarray, float]:
-    """(3,) float64 centre and radius, metres, of the head's bounding sphere: of the vertices
-    labelled ``head`` when the mesh has that label (Anny's skin of the head and neck, so a
-    whole synthetic body's head), else of the whole mesh (a head scan)."""
+def head_vertices(mesh: Mesh) -> np.ndarray:
+    """(K, 3) vertices of the head: those labelled ``head`` when the mesh has that label
+    (Anny's skin of the head and neck, so a whole synthetic body's head), else all of them (a
+    head scan)."""
     names = mesh.label_names or []
     if mesh.vertex_labels is not None and "head" in names:
         head = mesh.vertex_labels == names.index("head")
         if head.any():
-            return Mesh(mesh.vertices[head], np.zeros((0, 3), np.int32)).bounding_sphere()
-    return mesh.bounding_sphere()
+            return mesh.vertices[head]
+    return mesh.vertices
+
+
+def head_sphere(mesh: Mesh) -> tuple[np.ndarray, float]:
+    """(3,) float64 centre and radius, metres, of the head's bounding sphere (of
+    :func:`head_vertices`)."""
+    return Mesh(head_vertices(mesh), np.zeros((0, 3), np.int32)).bounding_sphere()
 
 
 def face_heading(mesh: Mesh) -> float:
@@ -232,8 +240,140 @@ def view_subsets(
     return out
 
 
+PORTRAIT_VIEWS = 8
+"""Views of ``--preset portrait`` (photos of one face)."""
+PORTRAIT_YAWS = (-45.0, 45.0)
+"""Head yaws of ``--preset portrait`` relative to the camera, degrees (positive: the face turned
+towards the subject's left), drawn uniformly per view."""
+PORTRAIT_PITCH = 20.0
+"""Largest head pitch of ``--preset portrait``, degrees (positive: chin up), drawn uniformly."""
+PORTRAIT_ROLL = 10.0
+"""Largest head roll of ``--preset portrait``, degrees (positive: the left ear up), drawn uniformly."""
+PORTRAIT_FOCAL_MM = (24.0, 85.0)
+"""Focal lengths of ``--preset portrait``, mm full-frame equivalent (a phone's main camera to a
+portrait lens), drawn log-uniformly per view."""
+PORTRAIT_FILL = (0.5, 0.9)
+"""Share of the image height the head's bounding sphere spans in ``--preset portrait``, drawn per
+view (less where the head would not fit: it never leaves the image)."""
+PORTRAIT_MARGIN = 0.02
+"""Least gap of ``--preset portrait`` between the head and the image border, share of the height."""
+PORTRAIT_MIN_SIZE = 8
+"""Least image height of ``--preset portrait``, pixels: room for the head inside its margins."""
+FULL_FRAME_DIAGONAL_MM = float(np.hypot(36.0, 24.0))
+"""The diagonal of a 36 x 24 mm frame: a focal length's full-frame equivalent gives the same
+diagonal field of view."""
+
+
+def face_frame(mesh: Mesh) -> np.ndarray | None:
+    """(3, 3) float64 rotation whose columns are the face's left (the subject's), up and forward
+    in the world frame, from the eye and lip-corner landmarks: forward is
+    :meth:`Mesh.face_forward`, up the lips-to-eyes direction made square to it, left
+    ``up x forward`` (the identity for a subject in our rest frame). None without those landmarks."""
+    forward = mesh.face_forward()
+    if forward is None:
+        return None
+    p = mesh.landmark_points()
+    up = 0.5 * (p["left_eye"] + p["right_eye"] - p["left_lips"] - p["right_lips"])
+    up = up - (up @ forward) * forward
+    up /= np.linalg.norm(up)
+    return np.stack([np.cross(up, forward), up, forward], axis=1)
+
+
+FRONTAL = np.diag([1.0, -1.0, -1.0])
+"""The face's axes (left, up, forward) in the camera's (OpenCV) of a frontal photo: the subject's
+left on the image's right, up at the top, looking into the lens."""
+
+
+def head_pose_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """(3, 3) rotation from the face's axes (left, up, forward) to the camera's of a head at
+    ``yaw`` (towards its left), ``pitch`` (chin up) and ``roll`` (left ear up), degrees:
+    ``FRONTAL @ Ry(yaw) @ Rx(-pitch) @ Rz(roll)``, so yaw turns the head about the camera's
+    vertical, pitch raises its nose and roll spins it about its own forward axis."""
+    from scipy.spatial.transform import Rotation
+
+    return FRONTAL @ Rotation.from_euler("YXZ", [yaw, -pitch, roll], degrees=True).as_matrix()
+
+
+def head_pose(world_to_cam: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """(N, 3) yaw, pitch and roll, degrees, of the head whose :func:`face_frame` is ``frame``
+    seen by cameras ``world_to_cam`` (N, 4, 4): the inverse of :func:`head_pose_rotation`, the
+    truth a face tracker's head rotation is scored against."""
+    from scipy.spatial.transform import Rotation
+
+    rotations = FRONTAL @ np.asarray(world_to_cam, dtype=np.float64).reshape(-1, 4, 4)[:, :3, :3] @ frame
+    yaw, pitch, roll = Rotation.from_matrix(rotations).as_euler("YXZ", degrees=True).T
+    return np.stack([yaw, -pitch, roll], axis=1)
+
+
+def portrait_rig(
+    head: np.ndarray,
+    center: np.ndarray,
+    radius: float,
+    frame: np.ndarray,
+    rngs: list[np.random.Generator],
+    height: int = 512,
+    yaw_range: tuple[float, float] = PORTRAIT_YAWS,
+) -> Cameras:
+    """Portrait photos of a face, one perspective camera of ``3/4 height`` x ``height`` pixels
+    per generator of ``rngs`` (each view draws from its own): the head (vertices ``head``,
+    bounding sphere ``center``, ``radius``, face axes ``frame`` as :func:`face_frame`; world
+    frame, metres) at a random pose relative to the camera (:func:`head_pose_rotation`: yaw from
+    ``yaw_range``, pitch within :data:`PORTRAIT_PITCH`, roll within :data:`PORTRAIT_ROLL`), a
+    focal length from :data:`PORTRAIT_FOCAL_MM` (full-frame equivalent, log-uniform), at the
+    distance where its bounding sphere spans a share of the image height drawn from
+    :data:`PORTRAIT_FILL`, and at a random place in the image: anywhere every head vertex stays
+    :data:`PORTRAIT_MARGIN` of the height inside the border (farther where it would not fit at
+    that size), so the face is never cut. Principal point at the centre, square pixels; each
+    camera's ``target`` is ``center``."""
+    width = max(1, round(height * 3 / 4))
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    margin = max(1.0, PORTRAIT_MARGIN * height)
+    points = np.asarray(head, dtype=np.float64) - np.asarray(center, dtype=np.float64)
+    center = np.asarray(center, dtype=np.float64)
+    ks, poses = [], []
+    for rng in rngs:
+        yaw = rng.uniform(*yaw_range)
+        pitch = rng.uniform(-PORTRAIT_PITCH, PORTRAIT_PITCH)
+        roll = rng.uniform(-PORTRAIT_ROLL, PORTRAIT_ROLL)
+        focal_mm = np.exp(rng.uniform(*np.log(PORTRAIT_FOCAL_MM)))
+        fill = rng.uniform(*PORTRAIT_FILL)
+        place = rng.uniform(0.0, 1.0, 2)
+        f = focal_mm * np.hypot(width, height) / FULL_FRAME_DIAGONAL_MM
+        rotation = head_pose_rotation(yaw, pitch, roll) @ frame.T  # world to camera
+        q = points @ rotation.T  # head vertices about the centre, camera axes
+        distance = radius / np.sin(np.arctan(fill * height / (2 * f)))
+        # where the centre may go: every vertex projects within [lo, hi] of the principal point
+        bounds = [(q[:, 0], margin - cx, width - 1 - margin - cx), (q[:, 1], margin - cy, height - 1 - margin - cy)]
+        for across, lo, hi in bounds:  # the nearest distance at which the head fits across this axis
+            distance = max(
+                distance, (np.max(lo * q[:, 2] / f - across) - np.min(hi * q[:, 2] / f - across)) * f / (hi - lo)
+            )
+        offset = []
+        for (across, lo, hi), t in zip(bounds, place, strict=True):
+            low = np.max(lo * (q[:, 2] + distance) / f - across)
+            high = np.min(hi * (q[:, 2] + distance) / f - across)
+            offset.append(low + t * (high - low))
+        pose = np.eye(4)
+        pose[:3, :3] = rotation
+        pose[:3, 3] = np.array([*offset, distance]) - rotation @ center
+        ks.append([[f, 0, cx], [0, f, cy], [0, 0, 1]])
+        poses.append(pose)
+    targets = np.repeat(center[None], len(poses), 0)
+    return Cameras(np.asarray(ks, dtype=np.float64), np.stack(poses), "perspective", width, height, targets)
+
+
+def subject_seed(mesh: Mesh, seed: int) -> int:
+    """A seed of ``seed`` and the mesh itself (a hash of its vertices and faces): the same mesh and
+    seed give the same draws, and each subject of a batch gets its own."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(np.int64(seed).tobytes())
+    digest.update(np.ascontiguousarray(mesh.vertices, dtype=np.float32).tobytes())
+    digest.update(np.ascontiguousarray(mesh.faces, dtype=np.int64).tobytes())
+    return int.from_bytes(digest.digest(), "little") >> 1
+
+
 RIGS = ("orbit", "random")
-RIG_PRESETS = ("pifu", "h3ds")
+RIG_PRESETS = ("pifu", "h3ds", "portrait")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,26 +382,30 @@ class RigSpec:
 
     views: int | None = None
     """Cameras evenly spaced in yaw per pitch (default 8; 360 with the ``pifu`` preset, 70 with
-    ``h3ds``)."""
+    ``h3ds``; ``portrait``: photos, default 8)."""
     pitches: tuple[float, ...] | None = None
-    """Camera elevations, degrees: one ring of cameras each (default one ring at 0; ``h3ds``
-    draws its own and takes none)."""
+    """Camera elevations, degrees: one ring of cameras each (default one ring at 0; ``h3ds`` and
+    ``portrait`` draw their own and take none)."""
     yaw_range: tuple[float, float] | None = None
     """Yaws of the cameras, degrees, MIN included and MAX not (0: in front of the subject, 90: on
     its left): the views are evenly spaced in it (random rigs draw from it). Default 0 360;
-    ``h3ds``: -90 90, both ends included."""
+    ``h3ds``: -90 90, both ends included; ``portrait``: the head's yaw relative to the camera,
+    drawn from it, within -90 90 (default -45 45)."""
     size: int | None = None
-    """Image width and height, pixels (default 512; a camera file's own size); with ``h3ds``
-    the height, the width being 3/4 of it."""
+    """Image width and height, pixels (default 512; a camera file's own size); with ``h3ds`` and
+    ``portrait`` the height, the width being 3/4 of it."""
     projection: str = "perspective"
     """``perspective`` or ``orthographic``."""
     fov: float | None = None
-    """Vertical field of view, degrees (perspective orbits; default 40; ``h3ds`` sets its own)."""
+    """Vertical field of view, degrees (perspective orbits; default 40; ``h3ds`` and ``portrait``
+    set their own)."""
     rig: str = "orbit"
     """``orbit``: even yaws; ``random``: random yaw, pitch and field of view."""
     preset: str | None = None
     """``pifu``: PIFu's orthographic rig, subject scaled as PIFu does; ``h3ds``: an H3DS-like
-    hand-held capture of the head (:func:`h3ds_rig`) with its view subsets (:func:`view_subsets`)."""
+    hand-held capture of the head (:func:`h3ds_rig`) with its view subsets (:func:`view_subsets`);
+    ``portrait``: photos of the face at random head poses, focal lengths and places
+    (:func:`portrait_rig`)."""
     cameras: Path | None = None
     """A camera file: IDR/H3DS ``cameras.npz``, NeRF ``transforms.json`` or a views file."""
 
@@ -285,7 +429,7 @@ class RigSpec:
             raise OptionError(f"--preset must be one of {', '.join(RIG_PRESETS)}, got {self.preset!r}")
         if self.cameras is not None and self.preset is not None:
             raise OptionError("--cameras and --preset both set the cameras; give one")
-        if self.preset == "h3ds":
+        if self.preset in ("h3ds", "portrait"):
             given = [
                 flag
                 for flag, value in (
@@ -297,17 +441,31 @@ class RigSpec:
                 if value
             ]
             if given:
+                drawn = "pitches drawn from --seed, its own focal length"
+                if self.preset == "portrait":
+                    drawn = "head poses and focal lengths drawn from --seed"
                 raise OptionError(
-                    f"--preset h3ds sets its own cameras (perspective, pitches drawn from --seed, its own focal "
-                    f"length): drop {', '.join(given)}"
+                    f"--preset {self.preset} sets its own cameras (perspective, {drawn}): drop {', '.join(given)}"
                 )
+        if self.preset == "portrait" and self.size is not None and self.size < PORTRAIT_MIN_SIZE:
+            raise OptionError(
+                f"--size with --preset portrait is the image height, at least {PORTRAIT_MIN_SIZE} pixels, "
+                f"got {self.size}"
+            )
+        if self.preset == "portrait" and self.cameras is None and not -90 <= low < high <= 90:
+            raise OptionError(
+                f"--yaws with --preset portrait is the head's yaw range, within -90 90 (the face towards the "
+                f"camera), got {low:g} {high:g}"
+            )
 
     @property
     def yaws(self) -> tuple[float, float]:
         """The yaw range in degrees: :attr:`yaw_range`, or the rig's default."""
         if self.yaw_range is not None:
             return self.yaw_range
-        return H3DS_YAWS if self.preset == "h3ds" and self.cameras is None else (0.0, 360.0)
+        if self.cameras is None and self.preset in ("h3ds", "portrait"):
+            return H3DS_YAWS if self.preset == "h3ds" else PORTRAIT_YAWS
+        return (0.0, 360.0)
 
     @property
     def orthographic(self) -> bool:
@@ -318,7 +476,12 @@ class RigSpec:
 def make_rig(mesh: Mesh, spec: RigSpec, seed: int = 0) -> Cameras:
     """The cameras a render of ``mesh`` uses, from ``spec``: a camera file's (warning when
     ``size`` crops them far from their own image), PIFu's rig, the H3DS-like capture of the
-    head (seeded), a random rig (seeded), or an orbit around the mesh's bounding sphere."""
+    head (seeded), portrait photos of the face (view i drawn from ``[seed, 3, i]``), a random rig
+    (seeded), or an orbit around the mesh's bounding sphere.
+
+    Raises:
+        MeshError: ``portrait`` for a mesh without the eye and lip-corner landmarks.
+    """
     spec.check()
     if spec.cameras is not None:
         return _from_file(spec.cameras, spec.size)
@@ -333,6 +496,16 @@ def make_rig(mesh: Mesh, spec: RigSpec, seed: int = 0) -> Cameras:
         rng = np.random.default_rng([seed, 2])
         views, height = spec.views or H3DS_VIEWS, spec.size or 512
         return h3ds_rig(center, radius, rng, views, height, (low, high), face_heading(mesh))
+    if spec.preset == "portrait":
+        frame = face_frame(mesh)
+        if frame is None:
+            raise MeshError(
+                "--preset portrait aims at the face, and the mesh has no face landmarks (left_eye, right_eye, "
+                "left_lips, right_lips: synth writes them, a mesh .h5 keeps them)"
+            )
+        center, radius = head_sphere(mesh)
+        rngs = [np.random.default_rng([seed, 3, i]) for i in range(spec.views or PORTRAIT_VIEWS)]
+        return portrait_rig(head_vertices(mesh), center, radius, frame, rngs, spec.size or 512, (low, high))
     size, views = spec.size or 512, spec.views or 8
     center, radius = mesh.bounding_sphere()
     if spec.rig == "random":

@@ -259,3 +259,197 @@ def test_h3ds_preset_options(h3ds_capture, tmp_path):
         result = invoke("render", mesh, "--preset", "h3ds", "--size", 16, "-o", tmp_path / "x.h5", *args)
         assert_clean_failure(result, needle)
     assert not (tmp_path / "x.h5").exists()
+
+
+# ---------------------------------------------------------------- --preset portrait
+
+FULL_FRAME_DIAGONAL_MM = float(np.hypot(36.0, 24.0))
+
+
+@pytest.fixture(scope="module")
+def portraits(make_generator, tmp_path_factory):
+    """A synthetic head with an expression and skin, and a whole body, photographed with
+    --preset portrait at 64 px high: the head in 6 views (lit by the preset's default, and
+    again with --lighting none for its albedo), the body in 3."""
+    folder = tmp_path_factory.mktemp("portrait")
+    head = make_generator(part="head", expressions=True, texture="skin", texture_size=64, seed=3).subject(0)
+    body = make_generator(expressions=True, texture="skin", texture_size=64, seed=3).subject(1)
+    head_h5, body_h5 = write_artifact(folder / "head.h5", head), write_artifact(folder / "body.h5", body)
+    common = ("--preset", "portrait", "--size", 64, "--seed", 3)
+    for mesh, out, extra in (
+        (head_h5, "head_views.h5", ("--views", 6)),
+        (head_h5, "head_albedo.h5", ("--views", 6, "--lighting", "none")),
+        (body_h5, "body_views.h5", ("--views", 3)),
+    ):
+        r = invoke("render", mesh, *common, *extra, "-o", folder / out)
+        assert r.exit_code == 0, r.output
+    return head, body, folder
+
+
+def _face_frame(mesh):
+    """Columns: the face's left (the subject's), up (lips to eyes) and forward, world frame."""
+    p = mesh.landmark_points()
+    up = 0.5 * (p["left_eye"] + p["right_eye"] - p["left_lips"] - p["right_lips"])
+    forward = np.cross(p["left_eye"] - p["right_eye"], up)
+    forward /= np.linalg.norm(forward)
+    up -= (up @ forward) * forward
+    up /= np.linalg.norm(up)
+    return np.stack([np.cross(up, forward), up, forward], axis=1)
+
+
+def _head_pose(views, mesh):
+    """(N, 3) yaw (towards the subject's left), pitch (chin up) and roll (left ear up) of the
+    head seen from each camera, degrees: the rotation from a frontal view (camera +X the
+    subject's left, +Y down, +Z into the face) to the head's frame in the camera."""
+    from scipy.spatial.transform import Rotation
+
+    in_camera = views.world_to_cam[:, :3, :3].astype(np.float64) @ _face_frame(mesh)
+    pose = np.diag([1.0, -1.0, -1.0]) @ in_camera  # undo the frontal view's axes
+    yaw, pitch, roll = Rotation.from_matrix(pose).as_euler("YXZ", degrees=True).T
+    return np.stack([yaw, -pitch, roll], axis=1)
+
+
+def _project(views, points):
+    """(N, P, 2) pixels and (N, P) depths of world ``points`` in every view."""
+    w2c = views.world_to_cam.astype(np.float64)
+    cam = np.einsum("nij,pj->npi", w2c[:, :3, :3], points) + w2c[:, None, :3, 3]
+    pix = np.einsum("nij,npj->npi", views.K.astype(np.float64), cam)
+    return pix[..., :2] / pix[..., 2:], cam[..., 2]
+
+
+def _focal_mm(views):
+    """Each view's focal length as a full-frame (36 x 24 mm) equivalent: same diagonal field of view."""
+    return views.K[:, 0, 0] * FULL_FRAME_DIAGONAL_MM / np.hypot(views.width, views.height)
+
+
+def test_portrait_preset_photographs_the_face_at_random_poses_focals_and_places(portraits):
+    head, _, folder = portraits
+    views = read_artifact(folder / "head_views.h5", "views")
+    assert len(views) == 6 and views.projection == "perspective" and not views.subsets
+    assert views.rgb.shape == (6, 64, 48, 3)  # portrait 3:4, --size is the height
+    assert np.allclose(views.K[:, 0, 0], views.K[:, 1, 1]) and np.allclose(views.K[:, :2, 2], [23.5, 31.5])
+    # the whole head is in every photo: no head pixel on the border, every landmark inside
+    skin = views.label == head.label_names.index("head")
+    assert skin.any(axis=(1, 2)).all()
+    assert not np.concatenate([skin[:, 0], skin[:, -1], skin[:, :, 0], skin[:, :, -1]], 1).any()
+    points = head.landmark_points()
+    names = ["right_eye", "left_eye", "nose_tip", "nose_base", "right_lips", "left_lips"]
+    pix, depth = _project(views, np.stack([points[n] for n in names]))
+    assert (pix[..., 0] > 0).all() and (pix[..., 0] < 47).all() and (pix[..., 1] > 0).all() and (pix[..., 1] < 63).all()
+    # ... and seen: the depth buffer at the nose tip is the nose tip's own depth
+    nose = np.rint(pix[:, 2]).astype(int)
+    seen = views.depth[np.arange(6), nose[:, 1], nose[:, 0]]
+    assert np.allclose(seen, depth[:, 2], atol=0.01)
+    # the head pose relative to each camera: drawn within the documented ranges, and varied
+    pose = _head_pose(views, head)
+    for axis, bound in enumerate((45.0, 20.0, 10.0)):
+        assert np.abs(pose[:, axis]).max() <= bound + 1e-3, pose
+        assert np.ptp(pose[:, axis]) > bound / 2, pose
+    # phone and portrait lenses, of different focal lengths
+    focal = _focal_mm(views)
+    assert focal.min() >= 24 - 1e-3 and focal.max() <= 85 + 1e-3 and np.ptp(focal) > 15, focal
+    # faces of different sizes in different places, not always in the middle
+    centre = pix.mean(axis=1)
+    assert np.ptp(centre, axis=0).min() > 3, centre
+    area = skin.mean(axis=(1, 2))
+    assert area.min() > 0.05 and area.max() / area.min() > 1.3, area
+    # cameras are aimed at the head: its bounding sphere's centre is the target
+    labels = head.vertex_labels == head.label_names.index("head")
+    centre_3d, _ = Mesh(head.vertices[labels], np.zeros((0, 3))).bounding_sphere()
+    assert np.allclose(views.target, centre_3d, atol=1e-5)
+
+
+def test_portrait_lighting_is_random_per_view_and_stored(portraits):
+    """The stored coefficients are the light the photos were shaded with: shading the albedo
+    render (same seed, same cameras) by them gives the photos back."""
+    from avatarkit.render.lighting import irradiance
+
+    _, _, folder = portraits
+    lit = read_artifact(folder / "head_views.h5", "views")
+    plain = read_artifact(folder / "head_albedo.h5", "views")
+    assert np.array_equal(lit.world_to_cam, plain.world_to_cam) and np.array_equal(lit.mask, plain.mask)
+    assert lit.lighting["type"] == "sh" and plain.lighting["type"] == "none" and "sh" not in plain.lighting
+    sh = lit.lighting["sh"]
+    assert sh.shape == (6, 9, 3) and np.isfinite(sh).all()
+    assert lit.lighting["environments"] == "random"
+    # a new environment per view, not one turned about +Y (that keeps the bands' energy per band)
+    band = [np.linalg.norm(sh[:, 1:4], axis=(1, 2)), np.linalg.norm(sh[:, 4:], axis=(1, 2))]
+    assert all(np.ptp(b) > 0.05 * b.mean() for b in band), band
+    # the photos are the albedo times E(n) / pi in linear colour, E from the stored coefficients
+    inside = lit.mask > 0
+    normal = lit.normal[inside].astype(np.float64)
+    view = np.nonzero(inside)[0]
+    shade = np.concatenate([irradiance(sh[i].astype(np.float64), normal[view == i]) for i in range(len(lit))])
+    albedo = plain.rgb[inside] / 255.0
+    linear = np.where(albedo <= 0.04045, albedo / 12.92, ((albedo + 0.055) / 1.055) ** 2.4)
+    out = np.clip(linear * np.clip(shade, 0, None) / np.pi, 0, 1)
+    srgb = np.where(out <= 0.0031308, out * 12.92, 1.055 * np.maximum(out, 0.0031308) ** (1 / 2.4) - 0.055)
+    error = np.abs(srgb * 255 - lit.rgb[inside].astype(np.float64))
+    assert np.median(error) < 1.0 and np.percentile(error, 95) < 4.0, (np.median(error), np.percentile(error, 95))
+    # and the views are lit differently: the mean brightness of the face changes
+    brightness = [lit.rgb[i][inside[i]].mean() / max(plain.rgb[i][inside[i]].mean(), 1) for i in range(len(lit))]
+    assert np.ptp(brightness) > 0.05, brightness
+
+
+def test_portrait_draws_are_reproducible_view_by_view_and_differ_between_subjects(portraits, tmp_path):
+    head, body, folder = portraits
+    mesh = folder / "head.h5"
+    first = read_artifact(folder / "head_views.h5", "views")
+    few = tmp_path / "few.h5"  # each view draws from its own seed: fewer views are the first ones
+    r = invoke("render", mesh, "--preset", "portrait", "--size", 64, "--seed", 3, "--views", 2, "-o", few)
+    assert r.exit_code == 0, r.output
+    again = read_artifact(few, "views")
+    assert np.array_equal(again.world_to_cam, first.world_to_cam[:2]) and np.array_equal(again.K, first.K[:2])
+    assert np.array_equal(again.lighting["sh"], first.lighting["sh"][:2])
+    assert np.array_equal(again.rgb, first.rgb[:2])
+    other = tmp_path / "other.h5"
+    r = invoke("render", mesh, "--preset", "portrait", "--size", 64, "--seed", 4, "--views", 2, "-o", other)
+    assert r.exit_code == 0, r.output
+    changed = read_artifact(other, "views")
+    assert not np.allclose(changed.K, first.K[:2]) and not np.allclose(changed.lighting["sh"], first.lighting["sh"][:2])
+    # two subjects rendered with one seed are not posed alike (a batch of faces is varied)
+    bodies = read_artifact(folder / "body_views.h5", "views")
+    assert not np.allclose(_head_pose(bodies, body), _head_pose(first, head)[:3], atol=1.0)
+    assert not np.allclose(bodies.K, first.K[:3])
+
+
+def test_portrait_of_a_whole_body_aims_at_its_head(portraits):
+    _, body, folder = portraits
+    views = read_artifact(folder / "body_views.h5", "views")
+    assert views.rgb.shape == (3, 64, 48, 3)
+    labels = body.label_names
+    seen = views.label
+    skin = seen == labels.index("head")
+    assert not np.concatenate([skin[:, 0], skin[:, -1], skin[:, :, 0], skin[:, :, -1]], 1).any()
+    assert skin.mean(axis=(1, 2)).min() > 0.05
+    # the body below the neck may fill the bottom of the frame, as in a portrait; no feet
+    assert not np.isin(seen, [labels.index("foot.L"), labels.index("foot.R")]).any()
+    pose = _head_pose(views, body)
+    assert (np.abs(pose) <= [45.001, 20.001, 10.001]).all(), pose
+    head = body.vertex_labels == labels.index("head")
+    centre, _ = Mesh(body.vertices[head], np.zeros((0, 3))).bounding_sphere()
+    assert np.allclose(views.target, centre, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("mesh", "args", "needle"),
+    [
+        ("BALL", (), "no face landmarks"),
+        ("OBJ", (), "no face landmarks"),
+        ("HEAD", ("--pitch", 10), "drop --pitch"),
+        ("HEAD", ("--fov", 30), "drop --fov"),
+        ("HEAD", ("--projection", "orthographic"), "drop --projection orthographic"),
+        ("HEAD", ("--rig", "random"), "drop --rig random"),
+        ("HEAD", ("--cameras", "CAMS"), "--cameras and --preset"),
+        ("HEAD", ("--yaws", -100, 0), "--yaws"),
+        ("HEAD", ("--views", 0), "--views must be positive"),
+    ],
+)
+def test_portrait_bad_inputs_one_line_exit_1_no_output(portraits, meshes, tmp_path, mesh, args, needle):
+    _, _, folder = portraits
+    swap = {"BALL": meshes[0], "OBJ": meshes[1], "HEAD": folder / "head.h5", "CAMS": folder / "head_views.h5"}
+    args = [swap.get(a, a) if isinstance(a, str) else a for a in args]
+    out = tmp_path / "out"
+    result = invoke("render", swap[mesh], "--preset", "portrait", "--size", 16, "-o", out, "--export", "png", *args)
+    assert_clean_failure(result, needle)
+    assert not out.exists()
