@@ -4,6 +4,8 @@
   protocol that fitting code depends on.
 - :mod:`avatarkit.parametric.anny`: the Anny body model (loading, its frame, derived
   labels and landmarks) and ``AnnyModel``, its :class:`ParametricModel`.
+- :mod:`avatarkit.parametric.face_landmarks`: landmarks as barycentric embeddings on a
+  model's mesh; the 68 iBUG points and H3DS's six on Anny.
 
 Importing this package (or ``base``) imports no torch; ``avatarkit.parametric.anny`` does.
 """
