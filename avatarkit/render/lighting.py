@@ -61,12 +61,18 @@ def irradiance(coeffs: np.ndarray, normals: np.ndarray) -> np.ndarray:
     return sh_basis(normals) @ (BAND[:, None] * coeffs)
 
 
-def random_environment(rng: np.random.Generator, directions: np.ndarray | None = None) -> np.ndarray:
+def random_environment(
+    rng: np.random.Generator, directions: np.ndarray | None = None, toward: np.ndarray | None = None
+) -> np.ndarray:
     """A plausible studio-like environment as SH (9, 3): a tinted ambient sky plus a soft
-    key light from a random direction above the horizon, scaled so a surface facing the key
-    light gets an irradiance near pi (shading factor near 1)."""
+    key light from a random direction above the horizon (within 60 degrees of azimuth of
+    ``toward``, a direction from the subject, when given: the side a photographer lights),
+    scaled so a surface facing the key light gets an irradiance near pi (shading factor
+    near 1)."""
     directions = sphere_directions(2048) if directions is None else directions
     azimuth = rng.uniform(0, 2 * np.pi)
+    if toward is not None:
+        azimuth = np.arctan2(toward[0], toward[2]) + (azimuth / np.pi - 1) * np.radians(60)
     elevation = rng.uniform(np.radians(10), np.radians(60))
     key = np.array([np.sin(azimuth) * np.cos(elevation), np.sin(elevation), np.cos(azimuth) * np.cos(elevation)])
     tint = 1.0 + rng.uniform(-0.1, 0.1, 3)

@@ -28,8 +28,8 @@ from avatarkit.render.rigs import RigSpec, make_rig, rig_subsets, subject_seed
 from avatarkit.structures import Cameras, Mesh, Views
 
 LIGHTINGS = ("none", "sh", "prt", "directional")
-ENVIRONMENTS = ("turned", "random")
-PRESET_LIGHTING = {"portrait": ("sh", "random")}
+ENVIRONMENTS = ("turned", "random", "fixed")
+PRESET_LIGHTING = {"portrait": ("sh", "random"), "h3ds": ("sh", "fixed")}
 """Rig presets with lighting of their own: preset -> (the lighting when ``--lighting`` is not
 given, the environments); the others take ``none`` and ``turned``."""
 ALBEDOS = ("auto", "texture", "vertex", "flat")
@@ -44,8 +44,10 @@ class RenderConfig:
     ``sh`` and ``prt``; ``environments`` how ``sh`` and ``prt`` light the views: ``turned``, one
     environment (a random studio or ``hdri``) turned by a random yaw per view, as PIFu does;
     ``random``, a random studio environment of its own per view (view i drawn from
-    ``[seed, 4, i]``; an ``hdri`` is turned as with ``turned``); ``ssaa`` the supersampling
-    factor per side."""
+    ``[seed, 4, i]``; an ``hdri`` is turned as with ``turned``); ``fixed``, one environment fixed
+    in the world for every view (a still subject in still light, the camera going round: a
+    capture such as H3DS's, which IDR's and NeuS's radiance models assume); ``ssaa`` the
+    supersampling factor per side."""
 
     lighting: str = "none"
     albedo: str = "auto"
@@ -166,7 +168,7 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     caster = RayCaster(mesh.vertices, mesh.faces, device, normals, mesh.uvs, mesh.face_uvs, mesh.vertex_labels)
     tdev = torch.device(device)
     albedo = _Albedo(mesh, config, tdev)
-    env = _environments(config, len(cameras), rng, seed) if config.lighting in ("sh", "prt") else None
+    env = _environments(config, cameras, rng, seed) if config.lighting in ("sh", "prt") else None
     transfer = None
     if config.lighting == "prt":
         transfer = torch.as_tensor(
@@ -220,7 +222,8 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     if env is not None:
         lighting_record["sh"] = env.astype(np.float32)
         lighting_record["environment"] = str(config.hdri) if config.hdri else "random studio"
-        lighting_record["environments"] = "random" if config.environments == "random" and not config.hdri else "turned"
+        per_view = "turned" if config.environments == "random" and config.hdri else config.environments
+        lighting_record["environments"] = per_view
     if lights is not None:
         lighting_record["direction"] = lights.astype(np.float32)
         lighting_record["ambient"] = np.float32(config.ambient)
@@ -338,10 +341,12 @@ class _Backgrounds:
         )
 
 
-def _environments(config: RenderConfig, count: int, rng: np.random.Generator, seed: int = 0) -> np.ndarray:
+def _environments(config: RenderConfig, cameras: Cameras, rng: np.random.Generator, seed: int = 0) -> np.ndarray:
     """(N, 9, 3) SH radiance per view: one environment, turned by a random yaw per view; or, with
     ``environments="random"`` and no HDR map, a random studio environment per view (view i's from
-    ``[seed, 4, i]``, so fewer views are the first ones)."""
+    ``[seed, 4, i]``, so fewer views are the first ones); or, ``fixed``, one environment for all
+    (a random studio's key light on the side the cameras are, as a photographer lights)."""
+    count = len(cameras)
     directions = L.sphere_directions(2048)
     if config.environments == "random" and config.hdri is None:
         return np.stack([L.random_environment(np.random.default_rng([seed, 4, i]), directions) for i in range(count)])
@@ -352,8 +357,12 @@ def _environments(config: RenderConfig, count: int, rng: np.random.Generator, se
         # expose so that the brightest direction gives a shading factor near 1
         peak = L.irradiance(base, directions).mean(-1).max()
         base = base * (np.pi / max(peak, 1e-12))
+    elif config.environments == "fixed":
+        base = L.random_environment(rng, directions, toward=-cameras.axes().mean(axis=0))
     else:
         base = L.random_environment(rng, directions)
+    if config.environments == "fixed":
+        return np.repeat(base[None], count, axis=0)
     return np.stack([L.rotate(base, L.rotation_y(rng.uniform(0, 2 * np.pi)), directions) for _ in range(count)])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 import trimesh
@@ -196,6 +197,20 @@ def test_h3ds_preset_is_a_handheld_capture_of_the_face_with_nested_subsets(h3ds_
     assert sorted(np.round(yaw[three] / 45).astype(int).tolist()) == [-1, 0, 1]
     # larger subsets spread over the yaws: every 45 degrees of them holds some of subset 16's views
     assert np.histogram(yaw[subsets["16"]], bins=4, range=(-90, 90))[0].min() >= 2
+
+
+def test_h3ds_photos_are_shaded_by_one_light_fixed_in_the_world(h3ds_capture):
+    # a head of one colour (--texture none) shows its shape only through shading: the capture
+    # is a still head in still light, as H3DS's and as IDR's radiance model assumes
+    head, _, out = h3ds_capture
+    with h5py.File(out / "views.h5", "r") as f:
+        assert f["lighting"].attrs["type"] == "sh" and f["lighting"].attrs["environments"] == "fixed"
+        sh = f["lighting/sh"][:]
+    assert sh.shape == (70, 9, 3) and np.abs(sh - sh[0]).max() == 0 and np.abs(sh[0, 1:]).max() > 0.05
+    views = read_artifact(out / "views.h5", "views")
+    skin = views.label == head.label_names.index("head")
+    grey = views.rgb.astype(np.float32).mean(-1)
+    assert all(np.std(grey[i][skin[i]]) > 10 for i in views.subsets["3"])
 
 
 def test_h3ds_subsets_survive_the_idr_export_and_bad_subsets_are_one_line(h3ds_capture, tmp_path):
