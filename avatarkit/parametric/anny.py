@@ -50,8 +50,6 @@ JOINTS = {
 }
 """Landmark name -> Anny bone whose head is that joint centre."""
 
-HEAD_BONES = ("neck01", "neck02", "neck03", "head", "eye.L", "eye.R")
-
 
 def anny_cache_dir() -> Path:
     """Where Anny keeps its model cache: ``$ANNY_CACHE_DIR`` or ``~/.cache/anny``."""
@@ -297,22 +295,10 @@ class AnnyModel(torch.nn.Module):
         return torch.as_tensor(rotvecs @ ANNY_TO_WORLD.T, dtype=self.dtype, device=self.device)
 
     def _batched(self, groups: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        from avatarkit.parametric.base import broadcast_groups
+
         shapes = self.parameter_shapes()
-        unknown = sorted(set(groups) - set(shapes))
-        if unknown:
-            raise ValueError(f"unknown parameter groups {unknown}; AnnyModel takes {list(shapes)}")
-        values = {}
-        for name, value in groups.items():
-            value = torch.as_tensor(value).to(dtype=self.dtype, device=self.device)
-            if value.dim() != 1 + len(shapes[name]) or tuple(value.shape[1:]) != shapes[name]:
-                raise ValueError(f"{name} must be (B, {', '.join(map(str, shapes[name]))}), got {tuple(value.shape)}")
-            values[name] = value
-        sizes = {v.shape[0] for v in values.values()} - {1}
-        if len(sizes) > 1:
-            raise ValueError(f"parameter groups have different batch sizes {sorted(sizes)}")
-        batch = sizes.pop() if sizes else 1
-        neutral = self.zero_parameters(1)
-        return {name: values.get(name, neutral[name]).expand(batch, *shapes[name]) for name in shapes}
+        return broadcast_groups(groups, shapes, self.zero_parameters(1), self.dtype, self.device, "AnnyModel")
 
 
 def _segment_faces(uvs: np.ndarray, face_uvs: np.ndarray) -> tuple[list[str], np.ndarray]:

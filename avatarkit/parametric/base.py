@@ -13,9 +13,12 @@ apply:
 | group | meaning |
 |---|---|
 | ``phenotype`` / ``shape`` | identity: body shape, age, ... (model-specific units) |
+| ``identity`` | a face model's identity (:mod:`avatarkit.parametric.face`) |
 | ``expression`` | facial expression coefficients |
 | ``pose`` | per-joint rotations below the root |
-| ``rotation`` | (3,) global rotation, axis-angle in radians, world axes, about the world origin |
+| ``jaw``, ``neck`` | (3,) a face model's jaw and head-on-neck rotations, axis-angle, world axes |
+| ``eyes`` | (2, 3) a face model's eyeball rotations, the subject's left eye first |
+| ``rotation`` | (3,) global rotation, axis-angle in radians, world axes, about the model's pivot: the world origin for a body model, the head's pivot for a face model |
 | ``translation`` | (3,) global translation in metres, world frame, applied after ``rotation`` |
 
 This module imports no torch at run time, so it may be imported anywhere.
@@ -118,3 +121,45 @@ def axis_angle_to_matrix(rotvec: Tensor) -> Tensor:
     k = torch.stack((zero, -z, y, z, zero, -x, -y, x, zero), -1).reshape(*rotvec.shape[:-1], 3, 3)
     eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
     return eye + a * k + b * (k @ k)
+
+
+def broadcast_groups(
+    groups: dict[str, Tensor],
+    shapes: dict[str, tuple[int, ...]],
+    neutral: dict[str, Tensor],
+    dtype,
+    device,
+    owner: str,
+) -> dict[str, Tensor]:
+    """Every group of a model's forward, checked and broadcast to one batch size.
+
+    Args:
+        groups: the groups given (tensors or array-likes), any subset of ``shapes``.
+        shapes: each group's per-sample shape (:meth:`ParametricModel.parameter_shapes`).
+        neutral: each group's neutral value, batch 1 (for the groups not given).
+        dtype, device: what the values are converted to.
+        owner: the model's name, for messages.
+
+    Returns:
+        name -> (B, *shape) for every group of ``shapes``; groups of batch 1 are expanded
+        (views, so gradients reach the tensors given).
+
+    Raises:
+        ValueError: an unknown group, a wrong shape, or two batch sizes other than 1.
+    """
+    import torch
+
+    unknown = sorted(set(groups) - set(shapes))
+    if unknown:
+        raise ValueError(f"unknown parameter groups {unknown}; {owner} takes {list(shapes)}")
+    values = {}
+    for name, value in groups.items():
+        value = torch.as_tensor(value).to(dtype=dtype, device=device)
+        if value.dim() != 1 + len(shapes[name]) or tuple(value.shape[1:]) != shapes[name]:
+            raise ValueError(f"{name} must be (B, {', '.join(map(str, shapes[name]))}), got {tuple(value.shape)}")
+        values[name] = value
+    sizes = {v.shape[0] for v in values.values()} - {1}
+    if len(sizes) > 1:
+        raise ValueError(f"parameter groups have different batch sizes {sorted(sizes)}")
+    batch = sizes.pop() if sizes else 1
+    return {name: values.get(name, neutral[name]).expand(batch, *shapes[name]) for name in shapes}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatarkit.errors import OptionError
+from avatarkit.parametric.anny_head import HIDDEN_PARTS as HIDDEN_PARTS
 from avatarkit.structures import Landmarks, Mesh
 from avatarkit.synth.phenotype import GENDERS, PhenotypeSampler
 from avatarkit.synth.pose import sample_pose
@@ -28,10 +29,6 @@ FACE_SPHERE_RADIUS = 0.095
 NOT_FACE_SKIN = ("eye", "mouth_cavity", "tongue")
 """Anny's labels (prefixes) of what is not the face's skin: eyeballs and eye sockets, the
 inside of the mouth, the tongue."""
-HIDDEN_PARTS = ("eye_back", "eye_cavity", "mouth_cavity", "tongue")
-"""Anny's labels (prefixes) of what lies inside a head, where no camera or scanner sees:
-``--part head`` keeps only the faces that touch the outside (a scan's surface, as H3DS's
-ground truth is)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,16 +73,14 @@ class HumanGenerator:
 
     def __init__(self, config: SynthConfig, device: str = "cpu", body: AnnyBody | None = None) -> None:
         # avatarkit.parametric.anny imports torch: not at module level, which the CLI imports for --help
-        from avatarkit.parametric.anny import HEAD_BONES, AnnyBody
+        from avatarkit.parametric.anny import AnnyBody
+        from avatarkit.parametric.anny_head import head_face_mask
 
         config.check()
         self.config = config
         self.body = body if body is not None else AnnyBody.load(device)
         self.phenotypes = PhenotypeSampler(self.body.model)
-        head = [self.body.bone_labels.index(b) for b in HEAD_BONES]
-        self._head_vertices = np.isin(self.body.dominant_bone, head)
-        hidden = [i for i, n in enumerate(self.body.label_names) if n.startswith(HIDDEN_PARTS)]
-        self._outer_vertices = ~np.isin(self.body.vertex_labels, hidden)
+        self._head_faces = head_face_mask(self.body)
 
     def subject(self, index: int) -> Mesh:
         """Draw subject ``index``: a validated mesh in our frame, feet on y = 0."""
@@ -166,7 +161,7 @@ class HumanGenerator:
         )
         mesh.regions = face_regions(mesh)
         if cfg.part == "head":
-            mesh = _head_only(mesh, self._head_vertices, self._outer_vertices, body.faces)
+            mesh = _head_only(mesh, self._head_faces, body.faces)
         mesh.validate(f"subject {index}")
         return mesh
 
@@ -205,11 +200,11 @@ def face_regions(mesh: Mesh) -> dict[str, np.ndarray] | None:
     return {"face_sphere": sphere.astype(np.int32), "face": face.astype(np.int32)}
 
 
-def _head_only(mesh: Mesh, head_vertices: np.ndarray, outer_vertices: np.ndarray, faces: np.ndarray) -> Mesh:
-    """Keep the faces whose three vertices are skinned mostly to the neck, head or eyes and
-    that touch the outside: one vertex at least not of :data:`HIDDEN_PARTS` (so the rims of
-    the lips and eyelids, where the lip-corner landmarks sit, stay)."""
-    keep_faces = head_vertices[faces].all(axis=1) & outer_vertices[faces].any(axis=1)
+def _head_only(mesh: Mesh, keep_faces: np.ndarray, faces: np.ndarray) -> Mesh:
+    """Keep the head's faces (``keep_faces``, from
+    :func:`~avatarkit.parametric.anny_head.head_face_mask`: skinned mostly to the neck, head
+    or eyes, and touching the outside: one vertex at least not of :data:`HIDDEN_PARTS`, so
+    the rims of the lips and eyelids, where the lip-corner landmarks sit, stay)."""
     used = np.unique(faces[keep_faces])
     remap = np.full(len(mesh.vertices), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
