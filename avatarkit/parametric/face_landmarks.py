@@ -361,7 +361,7 @@ def construct_ibug68(
     # eyes: the right eye's opening as the front view sees it
     rim = v[_boundary_loop(edges, edge_faces, face_labels, label["head"], label["eye_cavity.R"])]
     eye_parts = np.isin(face_labels, [label[n] for n in ("eye_front.R", "eye_back.R", "eye_cavity.R")])
-    eye = _visible_opening(_Rays(v, faces, skin | eye_parts), eye_parts, *_window(rim, 0.003), step=1e-4)
+    eye = _visible_opening(FrontalRays(v, faces, skin | eye_parts), eye_parts, *_window(rim, 0.003), step=1e-4)
     p[36], p[39] = eye["corners"]
     xo, xi = p[36, 0], p[39, 0]
     p[37], p[38] = (eye["upper"](xo + f * (xi - xo)) for f in (1 / 3, 2 / 3))
@@ -383,13 +383,13 @@ def construct_ibug68(
     # inner lips: the mouth's opening as the front view sees it
     rim = v[_boundary_loop(edges, edge_faces, face_labels, label["head"], label["mouth_cavity"])]
     inside = np.isin(face_labels, [label["mouth_cavity"], label["tongue"]])
-    mouth = _visible_opening(_Rays(v, faces, skin | inside), inside, *_window(rim, 0.003), step=5e-5)
+    mouth = _visible_opening(FrontalRays(v, faces, skin | inside), inside, *_window(rim, 0.003), step=5e-5)
     p[60] = mouth["corners"][0]
     p[61], p[62] = mouth["upper"](p[50, 0]), mouth["upper"](x0)
     p[67], p[66] = mouth["lower"](p[50, 0]), mouth["lower"](x0)
 
     # nose: the midline profile and the lower outline, from frontal rays
-    rays = _Rays(v, faces, head)
+    rays = FrontalRays(v, faces, head)
     step = 1e-4
     ys = np.arange(p[60, 1], p[36, 1] + s, step)
     profile = rays.frontal(np.full_like(ys, x0), ys)
@@ -424,7 +424,7 @@ def construct_ibug68(
     for i in _BUILT_RIGHT:
         p[IBUG68_MIRROR[i]] = p[i] * np.array([-1.0, 1.0, 1.0]) + np.array([2 * x0, 0.0, 0.0])
     p[midline, 0] = x0
-    face_index, bary, distance = _snap(p, v, faces, skin)
+    face_index, bary, distance = snap_to_surface(p, v, faces, skin)
     if distance.max() > 1e-3:
         worst = int(distance.argmax())
         raise MeshError(f"iBUG point {worst} lies {distance[worst] * 1000:.1f} mm off the skin")
@@ -583,7 +583,7 @@ def _barycentric_2d(q: np.ndarray, tri: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Rays:
+class FrontalRays:
     """Rays along -Z (a frontal orthographic view) against a subset of a mesh's faces."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, allowed: np.ndarray) -> None:
@@ -629,7 +629,7 @@ def _window(points: np.ndarray, margin: float) -> tuple[np.ndarray, tuple[float,
     return 0.5 * (lo + hi), (0.5 * (hi[0] - lo[0]), 0.5 * (hi[1] - lo[1]))
 
 
-def _visible_opening(rays: _Rays, hole: np.ndarray, centre: np.ndarray, half: tuple[float, float], step: float):
+def _visible_opening(rays: FrontalRays, hole: np.ndarray, centre: np.ndarray, half: tuple[float, float], step: float):
     """An opening (eye, mouth) as a frontal view sees it: where rays first hit ``hole`` faces.
 
     Returns a dict of the edge points on the skin around the opening's largest connected
@@ -680,7 +680,7 @@ def _first_dip(z: np.ndarray, window: int) -> int:
     raise MeshError("the nose's midline profile has no dip between the tip and the brows")
 
 
-def _nose_outline(rays: _Rays, x: float, y_top: float, y_bottom: float, step: float) -> np.ndarray:
+def _nose_outline(rays: FrontalRays, x: float, y_top: float, y_bottom: float, step: float) -> np.ndarray:
     """Where the frontal depth at ``x`` falls fastest going down from ``y_top`` to
     ``y_bottom``: the nose's lower outline (the point on the nose's side of the fall)."""
     ys = np.arange(y_top, y_bottom, -step)
@@ -690,7 +690,7 @@ def _nose_outline(rays: _Rays, x: float, y_top: float, y_bottom: float, step: fl
     return hits[k]
 
 
-def _alar_half_width(rays: _Rays, x0: float, y_bottom: float, y_top: float, reach: float, step: float) -> float:
+def _alar_half_width(rays: FrontalRays, x0: float, y_bottom: float, y_top: float, reach: float, step: float) -> float:
     """The nose's half-width in a frontal view: over rows from ``y_bottom`` to ``y_top``, the
     farthest from the mid-plane of each row's steepest outward fall in frontal depth."""
     xs = x0 - np.arange(0.0, reach, step)
@@ -862,7 +862,7 @@ def _closest_on_triangles(q: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.nda
     return points, bary
 
 
-def _snap(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, allowed: np.ndarray):
+def snap_to_surface(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, allowed: np.ndarray):
     """The nearest point of ``faces[allowed]`` to each point: (face index, barycentrics, distance)."""
     index = np.flatnonzero(allowed)
     tri = vertices[faces[index]]

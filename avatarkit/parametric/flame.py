@@ -347,11 +347,11 @@ def h3ds_from_ibug68(ibug: LandmarkEmbedding, vertices: np.ndarray, faces: np.nd
     ``left_lips`` 54; each eye (the cornea's apex) is where a frontal ray (along -Z) through
     the centre of that eye's six points first meets the mesh (the nearest point of the mesh
     to that centre if the ray misses)."""
-    from avatarkit.parametric.face_landmarks import _Rays, _snap
+    from avatarkit.parametric.face_landmarks import FrontalRays, snap_to_surface
 
     names = {"nose_tip": 30, "nose_base": 33, "right_lips": 48, "left_lips": 54}
     points = ibug.points(vertices)
-    rays = _Rays(vertices, faces, np.ones(len(faces), dtype=bool))
+    rays = FrontalRays(vertices, faces, np.ones(len(faces), dtype=bool))
     face_index, bary = [], []
     for name in H3DS_NAMES:
         if name in names:
@@ -367,7 +367,7 @@ def h3ds_from_ibug68(ibug: LandmarkEmbedding, vertices: np.ndarray, faces: np.nd
         else:
             allowed[:] = True
             target = centre
-        f, b, _ = _snap(target[None], vertices, faces, allowed)
+        f, b, _ = snap_to_surface(target[None], vertices, faces, allowed)
         face_index.append(int(f[0]))
         bary.append(b[0])
     return LandmarkEmbedding.from_faces(H3DS_NAMES, faces, face_index, np.array(bary))
