@@ -108,6 +108,7 @@ VERBS = {
     "train": "train:app",
     "reconstruct": "reconstruct:reconstruct",
     "fit-head": "fit_head:fit_head",
+    "track-face": "track_face:track_face",
     "evaluate-chamfer": "evaluate_chamfer:evaluate_chamfer",
     "icp-align": "icp_align:icp_align",
     "inspect": "inspect:inspect",

@@ -22,6 +22,7 @@ from avatarkit.io.formats import is_hdf5
 from avatarkit.io.schema import KINDS, ROOT_ATTRS, SCHEMA_VERSION, Field, IndexSets, KindSpec
 from avatarkit.structures import Landmarks, Mesh, Metrics, Samples, Texture, Transform, Views, Voxels
 from avatarkit.structures.cameras import PROJECTIONS, camera_problems
+from avatarkit.structures.face import FaceTrack
 from avatarkit.structures.mesh import EMPTY_MESH, empty_mesh_error
 
 _KIND_OF_TYPE: dict[type, str] = {
@@ -32,6 +33,7 @@ _KIND_OF_TYPE: dict[type, str] = {
     Texture: "texture",
     Transform: "transform",
     Metrics: "metrics",
+    FaceTrack: "face",
 }
 
 
@@ -164,6 +166,16 @@ def _write_extras(f, obj: Any) -> None:
             f.attrs[name] = float(getattr(obj, name))
         f.attrs["iterations"] = int(obj.iterations)
         f.attrs["method"] = obj.method
+    elif isinstance(obj, FaceTrack):
+        f.attrs["model"] = obj.model
+        f.attrs["model_file"] = obj.model_file
+        f.attrs["width"] = int(obj.width)
+        f.attrs["height"] = int(obj.height)
+        f.attrs["projection"] = "perspective"
+        _write_attrs(f, obj.attrs)
+        group = f.create_group("/params")
+        group.attrs["model"] = obj.model
+        _write_tree(group, obj.params)
     elif isinstance(obj, Metrics):
         f.attrs["protocol"] = obj.protocol
         f.attrs["metric_units"] = obj.units
@@ -292,8 +304,20 @@ def read_artifact(path: str | Path, expected: str | tuple[str, ...]) -> Any:
 
 
 def read_mesh(path: str | Path) -> Mesh:
-    """Read a ``mesh`` file; the mesh is validated (see :meth:`Mesh.validate`)."""
-    mesh = read_artifact(path, "mesh")
+    """Read a ``mesh`` file, or a ``face`` file's first frame (``track-face``'s fit, so every
+    verb that takes a mesh takes a fit); the mesh is validated (see :meth:`Mesh.validate`)."""
+    found = read_artifact(path, ("mesh", "face"))
+    mesh = found.mesh(0) if isinstance(found, FaceTrack) else found
+    mesh.validate(path)
+    return mesh
+
+
+def read_face_mesh(path: str | Path, frame: int = 0) -> Mesh:
+    """Frame ``frame`` of a ``face`` file (``track-face``'s fit) as a validated :class:`Mesh`."""
+    track = read_artifact(path, "face")
+    if not -len(track) <= frame < len(track):
+        raise InputError(f"has {len(track)} frames; there is no frame {frame}", path)
+    mesh = track.mesh(frame)
     mesh.validate(path)
     return mesh
 
@@ -386,6 +410,15 @@ _BUILDERS = {
         coverage=float(f.attrs.get("coverage", np.nan)),
         **v,
     ),
+    "face": lambda f, v: FaceTrack(
+        model=_plain(f.attrs["model"]),
+        model_file=_plain(f.attrs.get("model_file", "")),
+        width=int(f.attrs["width"]),
+        height=int(f.attrs["height"]),
+        params=_read_tree(f["/params"]) if "/params" in f else {},
+        attrs=_attrs(f, ("model", "model_file", "width", "height", "projection")),
+        **v,
+    ),
     "metrics": lambda f, v: Metrics(
         values={k: float(x) for k, x in f["/metrics"].attrs.items()} if "/metrics" in f else {},
         units=_plain(f.attrs["metric_units"]),
@@ -419,6 +452,7 @@ _ATTR_RULES: dict[str, tuple[Any, str]] = {
     "method": (lambda v: isinstance(v, str), "a string"),
     "protocol": (lambda v: isinstance(v, str), "a string"),
     "metric_units": (lambda v: isinstance(v, str), "a string"),
+    "model": (lambda v: isinstance(v, str), "a string"),
 }
 
 
@@ -465,7 +499,9 @@ def validate_open(f, spec: KindSpec) -> list[str]:
         problems += [p for sets in spec.index_sets for p in _index_set_problems(f, sets, sizes.get(sets.indexes, 0))]
     if not problems and spec.kind == "mesh":
         problems += _mesh_content_problems(f)
-    if not problems and spec.kind == "views":
+    if not problems and spec.kind == "face":
+        problems += _face_content_problems(f)
+    if not problems and spec.kind in ("views", "face"):
         target = f["/cameras/target"][()] if "/cameras/target" in f else None
         problems += camera_problems(f["/cameras/K"][()], f["/cameras/world_to_cam"][()], target)
     return problems
@@ -520,6 +556,18 @@ def _mesh_content_problems(f) -> list[str]:
             if labels.min() < 0 or labels.max() >= len(names):
                 problems.append(f"vertex_labels index past the {len(names)} label names")
     return problems
+
+
+def _face_content_problems(f) -> list[str]:
+    vertices = f["/frames/vertices"][()]
+    faces = f["/mesh/faces"][()]
+    if vertices.shape[0] == 0 or vertices.shape[1] == 0 or len(faces) == 0:
+        return ["no frames, vertices or triangles"]
+    if not np.isfinite(vertices).all():
+        return ["vertices contain NaN or infinite values"]
+    if faces.min() < 0 or faces.max() >= vertices.shape[1]:
+        return [f"faces index past the {vertices.shape[1]} vertices"]
+    return []
 
 
 def _dtype_ok(actual: np.dtype, expected: str) -> bool:
