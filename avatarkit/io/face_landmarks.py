@@ -23,6 +23,10 @@ Files (chosen by suffix):
   pixel's centre is 1): 1 is subtracted from both, as menpo's PTS importer does
   (menpo/io/input/landmark.py: "we make the assumption (as is common) that PTS landmarks are
   1-based ... we *subtract 1*");
+- ``.csv`` as OpenFace 2's FeatureExtraction / FaceLandmarkImg write it: a header naming
+  ``x_0 .. x_67`` and ``y_0 .. y_67`` (pixels), one row per frame (only ``face_id`` 0 where
+  there are several faces); each point's confidence is the row's ``confidence``, 0 where
+  ``success`` is 0 (the tracker lost the face);
 - ``.json``: a list of points (``[x, y]``, ``[x, y, c]`` or ``{"x": .., "y": .., "z": ..}``, the
   last as MediaPipe's Python tasks API dumps its ``NormalizedLandmark``), a list of such lists
   (one per image), ``{"landmarks": ...}`` or ``{"points": ...}`` around either, MediaPipe's
@@ -30,8 +34,9 @@ Files (chosen by suffix):
   or a dict keyed by image file name or stem (``{"frame_0001.png": points, ...}``), matched with
   the ``names`` of the images.
 
-Coordinates: pixels, unless every x and y of the file lies in [-0.1, 1.1] (MediaPipe's
-normalised coordinates, which stray a little past [0, 1] for a face at the border): then
+Coordinates: pixels, unless every x and y of the file's points (those with a confidence above
+0) lies in [-0.1, 1.1] (MediaPipe's normalised coordinates, which stray a little past [0, 1]
+for a face at the border; never for .pts and OpenFace files, always pixels): then
 ``x * width - 0.5``, ``y * height - 0.5`` (MediaPipe normalises by the image's width and height
 with 0 and 1 at the image's edges; the OpenCV convention puts the edges at -0.5 and W - 0.5).
 A third column is a confidence when every value in it lies in [0, 1] and the layout is iBUG-68;
@@ -149,15 +154,19 @@ def read_face_landmarks(
         raise InputError("no such landmark file" if not path.exists() else "not a file", path)
 
     suffix = path.suffix.lower()
-    one_based = False
+    coordinates = "pixels or normalised"
     if suffix in (".npy", ".npz"):
         frames = _read_numpy(path, len(sizes))
     elif suffix == ".json":
         frames = _read_json(path, len(sizes), names)
     else:
         text = _read_text(path)
-        one_based = _is_pts(text)
-        frames = _parse_pts(text, path) if one_based else _parse_txt(text, path, len(sizes))
+        if _is_pts(text):
+            frames, coordinates = _parse_pts(text, path), "1-based pixels"
+        elif _is_openface(text):
+            frames, coordinates = _parse_openface(text, path), "pixels"
+        else:
+            frames = _parse_txt(text, path, len(sizes))
 
     if len(frames) != len(sizes):
         raise InputError(
@@ -165,14 +174,17 @@ def read_face_landmarks(
             f"image{'s' * (len(sizes) != 1)}: give one set of points per image",
             path,
         )
-    return _to_ibug68(frames, sizes, one_based, path)
+    return _to_ibug68(frames, sizes, coordinates, path)
 
 
 # ---------------------------------------------------------------- points to iBUG-68 pixels
 
 
-def _to_ibug68(frames: np.ndarray, sizes: list[tuple[int, int]], one_based: bool, path: Path) -> np.ndarray:
-    """(N, P, D) points read from a file -> (N, 68, 3) pixels and confidence, after the checks."""
+def _to_ibug68(frames: np.ndarray, sizes: list[tuple[int, int]], coordinates: str, path: Path) -> np.ndarray:
+    """(N, P, D) points read from a file -> (N, 68, 3) pixels and confidence, after the checks.
+
+    ``coordinates``: ``1-based pixels`` (.pts), ``pixels`` or ``pixels or normalised`` (told
+    apart by the values of the points that are there, confidence above 0)."""
     n, count, dims = frames.shape
     if count not in ACCEPTED_COUNTS:
         raise InputError(f"found {count} points per image: {_accepted()}", path)
@@ -191,9 +203,15 @@ def _to_ibug68(frames: np.ndarray, sizes: list[tuple[int, int]], one_based: bool
         if third.min() >= 0.0 and third.max() <= 1.0:
             confidence = third.copy()
     size = np.array(sizes, dtype=np.float64)[:, None, :]  # (N, 1, 2) width, height
-    if one_based:
+    present = xy[confidence > 0]
+    if coordinates == "1-based pixels":
         xy -= 1.0
-    elif xy.min() >= -OUTSIDE_MARGIN and xy.max() <= 1.0 + OUTSIDE_MARGIN:
+    elif (
+        coordinates == "pixels or normalised"
+        and len(present)
+        and present.min() >= -OUTSIDE_MARGIN
+        and present.max() <= 1.0 + OUTSIDE_MARGIN
+    ):
         xy = xy * size - 0.5  # normalised (MediaPipe): 0 and 1 are the image's edges
 
     low = -0.5 - OUTSIDE_MARGIN * size
@@ -303,6 +321,50 @@ def _parse_txt(text: str, path: Path, n_images: int) -> np.ndarray:
     if not rows:
         raise InputError(f"no points in the file: {_accepted()}", path)
     return _frames_of(np.array(rows, dtype=np.float64), n_images, path)
+
+
+def _csv_header(text: str) -> list[str]:
+    for line in text.splitlines():
+        if line.strip():
+            return [word.strip() for word in line.split(",")]
+    return []
+
+
+def _is_openface(text: str) -> bool:
+    header = _csv_header(text)
+    return "x_0" in header and "y_0" in header
+
+
+def _parse_openface(text: str, path: Path) -> np.ndarray:
+    """OpenFace 2's CSV: ``x_i``, ``y_i`` columns, a row per frame (and face)."""
+    header = _csv_header(text)
+    column = {name: i for i, name in enumerate(header)}
+    missing = [f"{axis}_{i}" for i in range(IBUG68) for axis in "xy" if f"{axis}_{i}" not in column]
+    if missing:
+        raise InputError(
+            f"an OpenFace CSV without the columns {', '.join(missing[:4])}: it needs x_0..x_67, y_0..y_67", path
+        )
+    xs = [column[f"x_{i}"] for i in range(IBUG68)]
+    ys = [column[f"y_{i}"] for i in range(IBUG68)]
+    frames = []
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()][1:]
+    for number, line in lines:
+        words = [word.strip() for word in line.split(",")]
+        if len(words) != len(header):
+            raise InputError(f"line {number}: {len(words)} values for {len(header)} columns", path)
+        try:
+            row = np.array([float(word) for word in words])
+        except ValueError:
+            raise InputError(f"line {number}: values that are not numbers", path) from None
+        if "face_id" in column and row[column["face_id"]] != 0:
+            continue
+        confidence = row[column["confidence"]] if "confidence" in column else 1.0
+        if "success" in column and row[column["success"]] == 0:
+            confidence = 0.0
+        frames.append(np.column_stack([row[xs], row[ys], np.full(IBUG68, np.clip(confidence, 0.0, 1.0))]))
+    if not frames:
+        raise InputError("an OpenFace CSV without rows of landmarks", path)
+    return np.stack(frames)
 
 
 def _parse_pts(text: str, path: Path) -> np.ndarray:

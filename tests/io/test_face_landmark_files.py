@@ -394,3 +394,40 @@ def test_refuses_unreadable_and_garbled_files(tmp_path):
     refused(tmp_path / "objects.npy", "not a readable NumPy file")
     np.save(tmp_path / "strings.npy", np.array([["a", "b"]] * 68))
     refused(tmp_path / "strings.npy", "not of numbers")
+
+
+# ---------------------------------------------------------------- OpenFace 2 CSV
+
+
+def write_openface(path, frames, confidence, success, face_ids=None):
+    """As OpenFace's FeatureExtraction writes it: ", "-separated, a row per frame."""
+    header = ["frame", "face_id", "timestamp", "confidence", "success", "gaze_0_x"]
+    header += [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)] + ["X_0", "AU01_r"]
+    rows = []
+    for i, xy in enumerate(frames):
+        face = 0 if face_ids is None else face_ids[i]
+        row = [i + 1, face, i * 0.04, confidence[i], success[i], 0.1, *xy[:, 0], *xy[:, 1], -30.5, 0.0]
+        rows.append(", ".join(f"{v:g}" if not isinstance(v, float) else f"{v:.3f}" for v in row))
+    path.write_text(", ".join(header) + "\n" + "\n".join(rows) + "\n")
+
+
+def test_openface_csv(tmp_path):
+    frames = np.round(ibug_points(8, n=3), 3)
+    sizes = [(W, H)] * 3
+    write_openface(tmp_path / "clip.csv", frames, [0.98, 0.9, 0.7], [1, 1, 0])
+    got = read_face_landmarks(tmp_path / "clip.csv", sizes)
+    np.testing.assert_allclose(got[..., :2], frames, atol=1e-3)
+    np.testing.assert_allclose(got[:, :, 2], np.array([0.98, 0.9, 0.0])[:, None] * np.ones(68))
+    # a lost face (success 0) at (0, 0) is not taken for normalised coordinates
+    lost = frames.copy()
+    lost[2] = 0.0
+    write_openface(tmp_path / "lost.csv", lost, [0.98, 0.9, 0.0], [1, 1, 0])
+    np.testing.assert_allclose(read_face_landmarks(tmp_path / "lost.csv", sizes)[:2, :, :2], frames[:2], atol=1e-3)
+    # several faces per image (FaceLandmarkImg): face 0
+    write_openface(tmp_path / "faces.csv", frames[[0, 1]], [0.9, 0.8], [1, 1], face_ids=[0, 1])
+    np.testing.assert_allclose(read_face_landmarks(tmp_path / "faces.csv", SIZE)[0, :, :2], frames[0], atol=1e-3)
+    (tmp_path / "short.csv").write_text("frame, x_0, y_0\n1, 2, 3\n")
+    refused(tmp_path / "short.csv", "OpenFace CSV without the columns x_1, y_1")
+    write_openface(tmp_path / "cut.csv", frames, [0.98, 0.9, 0.7], [1, 1, 1])
+    (tmp_path / "cut.csv").write_text((tmp_path / "cut.csv").read_text()[:-40])
+    refused(tmp_path / "cut.csv", "line 4: 140 values for 144 columns")
