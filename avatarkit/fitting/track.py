@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT_FOCAL_MM = 50.0
 """The focal-length guess for a photo without EXIF (35 mm equivalent): optimised from there."""
-LANDMARK_MARGIN = 0.1
-"""Given landmarks may lie outside the image by this share of its size (a cut-off chin)."""
 
 
 @dataclasses.dataclass
@@ -56,23 +54,6 @@ def photo_cameras(n: int, width: int, height: int, focal_mm: float) -> Cameras:
     pose = np.eye(4)
     pose[:3, :3] = np.asarray(FRONTAL)
     return Cameras(np.repeat(k[None], n, 0), np.repeat(pose[None], n, 0), "perspective", width, height)
-
-
-def check_landmarks_in_image(points: np.ndarray, width: int, height: int, names: list[str], source: Path) -> None:
-    """Refuse 2D landmarks (N, 68, 2+) far outside their images, naming the frame."""
-    margin_x, margin_y = LANDMARK_MARGIN * width, LANDMARK_MARGIN * height
-    xy = points[..., :2]
-    outside = (
-        (xy[..., 0] < -margin_x) | (xy[..., 0] > width - 1 + margin_x)
-        | (xy[..., 1] < -margin_y) | (xy[..., 1] > height - 1 + margin_y)
-    )  # fmt: skip
-    if outside.any():
-        frame, point = map(int, np.argwhere(outside)[0])
-        x, y = xy[frame, point]
-        raise InputError(
-            f"landmark {point} of frame {names[frame]} is at ({x:.0f}, {y:.0f}), outside the {width} x {height} image",
-            source,
-        )
 
 
 def detect_landmarks(frames: Frames, detector: LandmarkDetector) -> tuple[np.ndarray, list[FaceDetection]]:
@@ -174,7 +155,6 @@ def track_face(
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (n, 68, 3):
         raise InputError(f"{landmarks.shape[0]} frames of landmarks for {n} frames", frames.sources[0])
-    check_landmarks_in_image(landmarks, width, height, frames.names, frames.sources[0])
     fit = fit_face(
         frames.images, frames.masks, landmarks, cameras, model, same_person=same_person, device=device,
         config=config, sequence=frames.sequence and same_person, reporter=reporter,
