@@ -12,8 +12,10 @@ The pipeline, sized by environment variables:
   Gaussian noise of ``NOISE`` px (2 by default) per coordinate;
 - ``fit_face`` with each of ``VARIANTS``: ``landmarks`` (stages 1-2), ``photometric`` (stages
   1-3), ``focal`` (stages 1-3, focal optimised from a 50 mm guess instead of the true K),
-  ``masks`` (stages 1-3 with the photo's mask, so the silhouette term); ``neutral`` is the model's
-  mean head put in place (no fit): the floor the fit must beat;
+  ``masks`` (stages 1-3 with the photo's mask, so the silhouette term), ``detector`` (stages 1-3
+  on the built-in landmark detector's points instead of the noisy true ones, as ``track-face
+  photo.jpg`` runs; a face it misses counts as not found); ``neutral`` is the model's mean head
+  put in place (no fit): the floor the fit must beat;
 - NoW's score (``avatarkit.evaluate.face_truth``: seven-landmark similarity, rigid ICP, distances
   from the truth's ``/regions/face`` to the fitted surface in mm; median, mean and std of every
   distance pooled), the 2D landmark error against the noise-free points (px), and seconds per
@@ -61,7 +63,7 @@ def run(out: Path | None = None) -> dict:
     from avatarkit.render.rigs import FULL_FRAME_DIAGONAL_MM
 
     faces_n, size, noise = int(setting("FACES", "10")), int(setting("SIZE", "512")), float(setting("NOISE", "2.0"))
-    variants = setting("VARIANTS", "neutral,landmarks,photometric,focal").split(",")
+    variants = setting("VARIANTS", "neutral,landmarks,photometric,focal,detector").split(",")
     root = Path(out or tempfile.mkdtemp(prefix="bench_face_"))
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -77,7 +79,13 @@ def run(out: Path | None = None) -> dict:
     embedding, triangles = model.embeddings["ibug68"], model.faces.numpy()
     with torch.no_grad():
         mean_head = model()
+    detector = None
+    if "detector" in variants:
+        from avatarkit.methods.landmarks.detect import load_detector
+
+        detector = load_detector("builtin")
     configs = {
+        "detector": FaceFitConfig(),
         "landmarks": FaceFitConfig(photometric_steps=0),
         "photometric": FaceFitConfig(),
         "focal": FaceFitConfig(focal="optimise"),
@@ -114,10 +122,20 @@ def run(out: Path | None = None) -> dict:
                 )
                 cams = dataclasses.replace(cameras, K=k)
             masks = photo.mask if variant == "masks" else None
+            points = noisy
+            if variant == "detector":
+                assert detector is not None
+                t = time.perf_counter()
+                found = detector.detect(photo.rgb[0])
+                detect_seconds = time.perf_counter() - t
+                if found is None:
+                    row[variant] = {"found": False}
+                    continue
+                points = np.concatenate([found.points, found.confidence[:, None]], axis=1)[None]
             if not warmed:  # warp's kernels load (or compile) on first use
-                fit_face(photo.rgb, masks, noisy, cams, model, config=configs[variant])
+                fit_face(photo.rgb, masks, points, cams, model, config=configs[variant])
                 warmed = True
-            fit = fit_face(photo.rgb, masks, noisy, cams, model, config=configs[variant])
+            fit = fit_face(photo.rgb, masks, points, cams, model, config=configs[variant])
             with torch.no_grad():
                 fitted = model(**{g: torch.as_tensor(v) for g, v in fit.groups.items()}).landmarks68[0].numpy()
             score = score_face(fit.vertices[0], triangles, fitted, truth.vertices, truth3d, region)
@@ -131,21 +149,34 @@ def run(out: Path | None = None) -> dict:
                 "converged": bool(fit.converged[0]),
                 "focal_mm": round(fit_mm, 1),
             }
+            if variant == "detector":
+                row[variant].update(
+                    found=True,
+                    detect_seconds=round(detect_seconds, 3),
+                    detector_px=float(landmark_error_px(points[..., :2], clean)[0]),
+                )
         rows.append(row)
         print(json.dumps(row, default=float), file=sys.stderr, flush=True)
     table = {}
     for variant in variants:
         table[variant] = {k: round(v, 3) for k, v in summarise(scores[variant]).items()}
         if variant != "neutral":
-            px = [r[variant]["landmark_px"] for r in rows]
-            seconds = [r[variant]["seconds"] for r in rows]
+            done = [r for r in rows if r[variant].get("found", True)]
+            px = [r[variant]["landmark_px"] for r in done]
+            seconds = [r[variant]["seconds"] for r in done]
             table[variant].update(
                 landmark_px_mean=round(float(np.mean(px)), 2),
                 landmark_px_median=round(float(np.median(px)), 2),
                 seconds_median=round(float(np.median(seconds)), 2),
                 seconds_max=round(float(np.max(seconds)), 2),
-                converged=sum(r[variant]["converged"] for r in rows),
+                converged=sum(r[variant]["converged"] for r in done),
+                found=len(done),
             )
+            if variant == "detector" and done:
+                table[variant].update(
+                    detector_px_median=round(float(np.median([r[variant]["detector_px"] for r in done])), 2),
+                    detect_seconds_median=round(float(np.median([r[variant]["detect_seconds"] for r in done])), 3),
+                )
     result = {
         "machine": machine(),
         "settings": {"faces": len(stems), "size": size, "noise_px": noise, "seed": 901, "model": "anny"},
