@@ -128,28 +128,26 @@ def track_face(
         raise OptionError("--landmarks truth needs a views file (its cameras project the truth)")
     if same_person is None:
         same_person = frames.kind in ("video", "views")
-
-    from avatarkit.parametric.face import load_face_model
-
-    face_model = load_face_model(
-        model, flame_model=flame_model, flame_landmarks=flame_landmarks, device=device
-    )  # fmt: skip
-    anny_model = face_model if model == "anny" or truth_pair is None else load_face_model("anny", device=device)
     given, source, finder = None, "", None
-    if landmark_file is not None:
+    if landmark_file is not None:  # read before the model loads: a bad file is refused at once
         from avatarkit.io.face_landmarks import read_face_landmarks
 
         sizes = [(frames.images.shape[2], frames.images.shape[1])] * len(frames)
         given, source = read_face_landmarks(landmark_file, sizes, frames.names), "file"
-    elif landmarks == "truth":
+    elif landmarks is None:
+        from avatarkit.methods.landmarks.detect import load_detector
+
+        finder = load_detector(detector, device, detector_model)
+
+    from avatarkit.parametric.face import load_face_model
+
+    face_model = load_face_model(model, flame_model=flame_model, flame_landmarks=flame_landmarks, device=device)
+    anny_model = face_model if model == "anny" or truth_pair is None else load_face_model("anny", device=device)
+    if landmarks == "truth":
         assert truth_pair is not None and frames.cameras is not None
         points = truth_landmarks(truth_pair[0], truth_pair[1], anny_model)
         given = projected_truth(frames, frames.cameras, points, landmark_noise, seed)
         source = "truth" + (f" + {landmark_noise:g} px noise" if landmark_noise else "")
-    else:
-        from avatarkit.methods.landmarks.detect import load_detector
-
-        finder = load_detector(detector, device, detector_model)
     config = FaceFitConfig(photometric_steps=FaceFitConfig.photometric_steps if photometric else 0,
                            time_budget=time_budget)  # fmt: skip
     reporter = Progress(quiet or json, 10, label="fit")
