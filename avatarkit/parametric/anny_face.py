@@ -38,6 +38,9 @@ PHENOTYPE_STD = 0.25
 """Prior scale of each phenotype value (Anny's 0 .. 1 range within two standard deviations)."""
 LOCAL_CHANGE_STD = 0.5
 """Prior scale of each local change (MakeHuman's -1 .. 1 sliders within two)."""
+LOCAL_CHANGE_LIMIT = 2.5
+"""How far a random face's local changes go (:func:`draw_local_changes`), in
+:data:`LOCAL_CHANGE_STD`: 2.5 standard deviations, 1.25, a quarter beyond MakeHuman's sliders."""
 EXPRESSION_STD = 0.5
 """Prior scale of each facial action (0 neutral, 1 full)."""
 NECK_STD = 0.3
@@ -71,6 +74,27 @@ def face_local_changes() -> tuple[str, ...]:
                 if opposites[f"negative-{side}"] and opposites[f"positive-{side}"]:
                     labels.append(opposites[f"positive-{side}"])
     return tuple(labels)
+
+
+def draw_local_changes(rng: np.random.Generator, count: int | None = None) -> np.ndarray:
+    """Local changes of a random face (``synth``'s face variation), as :meth:`AnnyFaceModel.prior`
+    puts them: each independent, normal with mean 0 (neutral) and :data:`LOCAL_CHANGE_STD`,
+    truncated at :data:`LOCAL_CHANGE_LIMIT` standard deviations (drawn within them, by the
+    inverse of the normal's distribution function: one uniform number per value, so nothing
+    piles up at the limit; the truncation leaves a standard deviation of 0.954 times the prior's).
+
+    Args:
+        rng: the random generator.
+        count: how many (default: one per :func:`face_local_changes`, in that order).
+
+    Returns:
+        (count,) float64.
+    """
+    from scipy.special import ndtr, ndtri
+
+    count = len(face_local_changes()) if count is None else count
+    bound = float(ndtr(LOCAL_CHANGE_LIMIT))
+    return LOCAL_CHANGE_STD * ndtri(rng.uniform(1.0 - bound, bound, count))
 
 
 class AnnyFaceModel(torch.nn.Module):
@@ -165,7 +189,7 @@ class AnnyFaceModel(torch.nn.Module):
         wanted = face_local_changes() if local_changes is None else tuple(local_changes)
         source = body.model
         if not set(wanted) <= set(source.local_change_labels):
-            source = _anny_with_local_changes(wanted, body)
+            source = anny_with_local_changes(wanted, body)
         dtype, dev = body.model.dtype, body.model.device
 
         # the head's part of Anny's mesh
@@ -310,7 +334,8 @@ class AnnyFaceModel(torch.nn.Module):
         """Diagonal Gaussians centred on the neutral values, with the scales of this module's
         ``*_STD`` constants (regulariser scales chosen to span each parameter's range, not
         fitted to a population): phenotype 0.25, local changes 0.5, facial actions 0.5,
-        ``neck`` 0.3 rad, ``eyes`` 0.25 rad. ``rotation`` and ``translation`` are free."""
+        ``neck`` 0.3 rad, ``eyes`` 0.25 rad. ``rotation`` and ``translation`` are free.
+        ``synth`` draws its faces' local changes from this prior (:func:`draw_local_changes`)."""
         neutral = self.zero_parameters(1)
         n = len(self.phenotype_labels)
         identity_std = torch.full_like(neutral["identity"][0], LOCAL_CHANGE_STD)
@@ -386,8 +411,10 @@ def _rigid(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
     return torch.cat((top, bottom), dim=-2)
 
 
-def _anny_with_local_changes(labels: Sequence[str], body: AnnyBody) -> Any:
-    """An ``anny.Anny`` like ``body``'s with these local changes (built once, then cached by Anny)."""
+def anny_with_local_changes(labels: Sequence[str], body: AnnyBody) -> Any:
+    """An ``anny.Anny`` like ``body``'s (``facial_actions="all"``, its dtype and device) with these
+    local changes (e.g. :func:`face_local_changes`; built once, then cached by Anny: about half
+    a minute the first time, then under a second)."""
     from avatarkit.backends.warp import import_warp
 
     import_warp()
