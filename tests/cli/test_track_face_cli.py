@@ -95,6 +95,23 @@ def test_a_video_is_one_person_tracked_in_time(portraits, tmp_path):
     assert np.allclose(identity[0], identity[1])  # one identity for the clip
 
 
+def test_flame_users_track_with_their_own_model_file(portraits, tmp_path):
+    from flame_standin import stand_in_embedding, stand_in_flame, write_flame_pickle
+
+    stand_in = stand_in_flame()
+    write_flame_pickle(tmp_path / "flame2023.pkl", stand_in)
+    np.save(tmp_path / "landmark_embedding.npy", stand_in_embedding(len(stand_in["f"])), allow_pickle=True)
+    photo = write_png(tmp_path / "photo.png", portraits["rgb"][0])
+    np.save(tmp_path / "lm.npy", portraits["points"][0])
+    out = tmp_path / "flame_fit.h5"
+    args = ("--model", "flame", "--flame-model", tmp_path / "flame2023.pkl", "--landmarks", tmp_path / "lm.npy")
+    r = invoke("track-face", photo, "-o", out, *args, "--landmarks-only", "-q")
+    assert r.exit_code == 0, r.output
+    fit = read_artifact(out, "face")
+    assert fit.model == "flame" and fit.model_file.endswith("flame2023.pkl")
+    assert fit.vertices.shape[1] == len(stand_in["v_template"]) and fit.params["identity"].shape[-1] > 0
+
+
 def test_landmarks_that_cannot_be_met_are_reported_not_trusted(portraits, tmp_path):
     photo = write_png(tmp_path / "photo.png", portraits["rgb"][0])
     scrambled = portraits["points"][0][np.random.default_rng(0).permutation(68)]
