@@ -18,6 +18,14 @@ def synth(
     seed: Seed = 0,
     pose: Annotated[Literal[POSES], typer.Option(help="random: natural joint angles; rest: Anny's A-pose.")] = "random",
     expressions: Annotated[bool, typer.Option(help="Random facial expressions (52 facial actions).")] = False,
+    face_variation: Annotated[
+        bool,
+        typer.Option(
+            help="Random face shapes (nose, eyes, lips, jaw, ears, ...: Anny's 139 local changes of the face "
+            "and head, from the Anny face model's prior). Off: the face of the phenotype alone, as synth made "
+            "them before this option.",
+        ),
+    ] = True,
     age_range: Annotated[tuple[float, float], typer.Option(help="Age range in years, MIN MAX.")] = (18.0, 80.0),
     gender: Annotated[Literal[GENDERS], typer.Option()] = "any",
     texture: Annotated[
@@ -41,8 +49,8 @@ def synth(
     Each file holds the mesh in metres (+Y up, facing +Z, feet on y = 0), its UVs and
     texture, a body-part label per vertex, landmarks (the six H3DS face landmarks and
     major joints), H3DS's face regions (/regions/face_sphere: within 95 mm of the nose tip;
-    /regions/face: its forward-facing skin) and the Anny parameters. The same seed gives the
-    same people.
+    /regions/face: its forward-facing skin) and the Anny parameters. Faces vary in shape as
+    well as by body (--face-variation). The same seed gives the same people.
     """
     import functools
 
@@ -54,6 +62,7 @@ def synth(
         seed=seed,
         pose=pose,
         expressions=expressions,
+        face_variation=face_variation,
         age_range=tuple(age_range),
         gender=gender,
         texture=texture,

@@ -2,7 +2,10 @@
 
 Subject ``i`` of seed ``s`` is drawn from its own generator ``numpy.random.default_rng([s, i])``
 and evaluated alone (batch of one), so it is bit-identical whatever ``-n`` is and
-whichever other subjects are made in the same run.
+whichever other subjects are made in the same run. Its face's local changes (the face
+variation) come from a second generator of its own, ``default_rng([s, i, FACE_STREAM])``, so
+turning the variation off leaves every other draw (phenotype, pose, expression, texture)
+as it was: the same person, with the face of the phenotype alone, as before the variation.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ if TYPE_CHECKING:
     from avatarkit.parametric.anny import AnnyBody
 
 POSES = ("rest", "random")
+FACE_STREAM = 1
+"""The third number of the face variation's generator's seed ``[seed, index, FACE_STREAM]``
+(not 0: numpy's ``SeedSequence`` reads a trailing 0 as absent, so ``[s, i, 0]`` would replay
+the subject's main generator ``[s, i]``)."""
 PARTS = ("body", "head")
 FACE_SPHERE_RADIUS = 0.095
 """H3DS's face region: the vertices within this many metres (95 mm) of the nose tip."""
@@ -51,6 +58,11 @@ class SynthConfig:
     """Texture width and height, texels."""
     part: str = "body"
     """``body`` or ``head`` (head and neck only, for head datasets)."""
+    face_variation: bool = True
+    """Draw each person's face shape too: Anny's 139 local changes of the face and head (nose,
+    eyes, lips, jaw, ears, ...), from the Anny face model's prior
+    (:func:`~avatarkit.parametric.anny_face.draw_local_changes`). Off: the face follows from
+    the phenotype alone (every face of a phenotype alike), as ``synth`` made them before."""
 
     def check(self) -> None:
         if self.pose not in POSES:
@@ -74,6 +86,7 @@ class HumanGenerator:
     def __init__(self, config: SynthConfig, device: str = "cpu", body: AnnyBody | None = None) -> None:
         # avatarkit.parametric.anny imports torch: not at module level, which the CLI imports for --help
         from avatarkit.parametric.anny import AnnyBody
+        from avatarkit.parametric.anny_face import anny_with_local_changes, face_local_changes
         from avatarkit.parametric.anny_head import head_face_mask
 
         config.check()
@@ -81,6 +94,9 @@ class HumanGenerator:
         self.body = body if body is not None else AnnyBody.load(device)
         self.phenotypes = PhenotypeSampler(self.body.model)
         self._head_faces = head_face_mask(self.body)
+        self.local_change_labels: tuple[str, ...] = face_local_changes()
+        """The local changes drawn per person (``/params/anny/local_changes``), in this order."""
+        self._varied = anny_with_local_changes(self.local_change_labels, self.body) if config.face_variation else None
 
     def subject(self, index: int) -> Mesh:
         """Draw subject ``index``: a validated mesh in our frame, feet on y = 0."""
@@ -100,16 +116,20 @@ class HumanGenerator:
         if cfg.expressions:
             active = rng.random(len(actions)) < 0.15
             actions[active] = rng.uniform(0.2, 0.9, int(active.sum()))
+        local = self.local_changes(index)
         dev = model.device
 
         def tensor(a):
             return torch.as_tensor(np.asarray(a, dtype=np.float32), device=dev)
 
+        # without the variation, Anny without local changes: bit for bit the people of before
+        extra = {} if self._varied is None else {"local_changes_kwargs": tensor(local)[None]}
         with torch.no_grad():
-            out = model(
+            out = (model if self._varied is None else self._varied)(
                 pose_parameters=tensor(pose)[None],
                 phenotype_kwargs={k: tensor([phenotype[k]]) for k in model.phenotype_labels},
                 facial_actions=tensor(actions)[None],
+                **extra,
             )
         vertices = out["vertices"][0].cpu().numpy().astype(np.float64) @ ANNY_TO_WORLD.T
         rest = out["rest_vertices"][0].cpu().numpy().astype(np.float64) @ ANNY_TO_WORLD.T
@@ -152,6 +172,8 @@ class HumanGenerator:
                     "bone_labels": bones,
                     "facial_actions": actions,
                     "facial_action_labels": list(model.facial_action_labels),
+                    "local_changes": local,
+                    "local_change_labels": list(self.local_change_labels),
                     "anny_to_world": anny_to_world,
                     "seed": np.int64(cfg.seed),
                     "index": np.int64(index),
@@ -164,6 +186,16 @@ class HumanGenerator:
             mesh = _head_only(mesh, self._head_faces, body.faces)
         mesh.validate(f"subject {index}")
         return mesh
+
+    def local_changes(self, index: int) -> np.ndarray:
+        """Subject ``index``'s face variation: (L,) float32 local changes in
+        :attr:`local_change_labels` order, all 0 when ``face_variation`` is off."""
+        if not self.config.face_variation:
+            return np.zeros(len(self.local_change_labels), dtype=np.float32)
+        from avatarkit.parametric.anny_face import draw_local_changes
+
+        rng = np.random.default_rng([self.config.seed, index, FACE_STREAM])
+        return draw_local_changes(rng, len(self.local_change_labels)).astype(np.float32)
 
 
 def face_regions(mesh: Mesh) -> dict[str, np.ndarray] | None:
