@@ -147,7 +147,7 @@ def test_the_photometric_stage_beats_landmarks_alone_on_a_rendered_head(make_gen
     """A synthetic head (``synth --part head --expressions --texture skin``: Anny's own head, not
     the face model's output) photographed by ``render --preset portrait``: the photometric stage
     explains the picture's shading better than the landmark fit does, and the face comes nearer
-    the truth (0.81 to 0.55 mm mean here)."""
+    the truth (1.15 to 0.96 mm mean here, on a head with Anny's local changes drawn)."""
     from avatarkit.parametric.face_landmarks import landmark_points
     from avatarkit.render.render import RenderConfig, preset_lighting, render_rig
     from avatarkit.render.rigs import RigSpec
@@ -175,7 +175,7 @@ def test_the_photometric_stage_beats_landmarks_alone_on_a_rendered_head(make_gen
         )
         for fit in (landmarks, photometric)
     ]
-    assert scores[1].mean < 0.9 * scores[0].mean and scores[1].mean < 0.8, [s.mean for s in scores]
+    assert scores[1].mean < 0.9 * scores[0].mean and scores[1].mean < 1.1, [s.mean for s in scores]
     assert photometric.mesh(0).vertex_colors is not None
 
 
