@@ -16,6 +16,9 @@ The pipeline, sized by environment variables:
   on the built-in landmark detector's points instead of the noisy true ones, as ``track-face
   photo.jpg`` runs; a face it misses counts as not found); ``neutral`` is the model's mean head
   put in place (no fit): the floor the fit must beat;
+- ``CLIP`` frames (0 to skip): one more head photographed ``CLIP`` times (each a random
+  portrait pose), fitted as one person (shared identity; no temporal term, the poses jump) from
+  the noisy true points: seconds per frame of a batched multi-frame fit, and its score;
 - NoW's score (``avatarkit.evaluate.face_truth``: seven-landmark similarity, rigid ICP, distances
   from the truth's ``/regions/face`` to the fitted surface in mm; median, mean and std of every
   distance pooled), the 2D landmark error against the noise-free points (px), and seconds per
@@ -177,6 +180,9 @@ def run(out: Path | None = None) -> dict:
                     detector_px_median=round(float(np.median([r[variant]["detector_px"] for r in done])), 2),
                     detect_seconds_median=round(float(np.median([r[variant]["detect_seconds"] for r in done])), 3),
                 )
+    clip_frames = int(setting("CLIP", "16"))
+    if clip_frames:
+        table["clip"] = _clip(root, clip_frames, size, noise, model, embedding, triangles)
     result = {
         "machine": machine(),
         "settings": {"faces": len(stems), "size": size, "noise_px": noise, "seed": 901, "model": "anny"},
@@ -186,6 +192,49 @@ def run(out: Path | None = None) -> dict:
     }
     (root / "bench_face.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     return result
+
+
+def _clip(root: Path, frames: int, size: int, noise: float, model, embedding, triangles) -> dict:
+    """One head photographed ``frames`` times, fitted as one person in one batched fit."""
+    import numpy as np
+
+    from avatarkit.evaluate.face_truth import landmark_error_px, score_face, summarise
+    from avatarkit.fitting.face import fit_face
+    from avatarkit.io.hdf5 import read_artifact
+    from avatarkit.parametric.face_landmarks import landmark_points
+
+    heads, photos = root / "clip_head", root / "clip_photos"
+    if not (heads / "head_0000.h5").is_file():
+        avatarkit("synth", "-n", 1, "--part", "head", "--expressions", "--texture", "skin", "--seed", 902,
+                  "-o", heads, "-q", "--overwrite")  # fmt: skip
+    if not (photos / "head_0000.h5").is_file():
+        avatarkit("render", heads / "head_0000.h5", "--preset", "portrait", "--views", frames, "--size", size,
+                  "-o", photos, "-q")  # fmt: skip
+    truth = read_artifact(heads / "head_0000.h5", "mesh")
+    photo = read_artifact(photos / "head_0000.h5", "views")
+    cameras = photo.cameras()
+    truth3d = landmark_points(truth.vertices.astype(np.float64), embedding)
+    clean = cameras.project(truth3d)[0]
+    noisy = clean + np.random.default_rng([902, 0]).normal(0.0, noise, clean.shape)
+    # the views' poses jump (random portrait poses), so no temporal term: the cost is the same
+    fit = fit_face(photo.rgb, None, noisy, cameras, model, same_person=True, sequence=False)
+    import torch
+
+    with torch.no_grad():
+        fitted = model(**{g: torch.as_tensor(v) for g, v in fit.groups.items()}).landmarks68.numpy()
+    scores = [
+        score_face(fit.vertices[i], triangles, fitted[i], truth.vertices, truth3d, truth.regions["face"])
+        for i in range(len(fit.vertices))
+    ]
+    summary = {k: round(v, 3) for k, v in summarise(scores).items()}
+    summary.update(
+        frames=frames,
+        seconds=round(fit.seconds, 1),
+        seconds_per_frame=round(fit.seconds / frames, 2),
+        landmark_px_mean=round(float(np.mean(landmark_error_px(fit.landmarks2d, clean))), 2),
+        converged=int(fit.converged.sum()),
+    )
+    return summary
 
 
 if __name__ == "__main__":
