@@ -46,13 +46,13 @@ class LandmarksConfig(TrainConfig):
     """Height of the rendered photos, pixels (the width is 3/4 of it)."""
     pool_crop: int = 160
     """Side of the square kept around each rendered face, pixels."""
-    crop_size: int = 128
+    crop_size: int = 96
     """Side of the face crop the point network reads (its heatmaps are a quarter of it)."""
-    scene_size: int = 128
+    scene_size: int = 96
     """Side of the square (letterboxed photo) the box network reads."""
-    width: int = 24
+    width: int = 20
     """Channels of the point network's first stage (then 2, 3, 4, 4 times it)."""
-    box_width: int = 16
+    box_width: int = 12
     """Channels of the box network's first stage."""
     negatives: float = 0.2
     """Share of the point network's crops that show no face (background only), for the presence score."""
@@ -66,7 +66,7 @@ class LandmarksConfig(TrainConfig):
     """Weight of the box network's loss (focal loss on centres, L1 on log size and offset)."""
     presence_weight: float = 0.2
     """Weight of the presence score's binary cross-entropy."""
-    val_crops: int = 512
+    val_crops: int = 384
     """Held-out crops and photos drawn (fixed) for each validation."""
     box_threshold: float = 0.3
     """Detection: least box-network centre score for a candidate face."""
@@ -90,7 +90,7 @@ class LandmarksConfig(TrainConfig):
 
 PRESETS = {
     "default": LandmarksConfig(),
-    "small": LandmarksConfig(faces=200, width=16, box_width=12, batch_size=24),
+    "small": LandmarksConfig(faces=200, width=16, box_width=8, batch_size=16),
     "tiny": LandmarksConfig(
         faces=2,
         val_faces=1,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -90,7 +90,13 @@ class FaceRenderer:
     def _generator(self, seed: int):
         if seed not in self.generators:
             body = next(iter(self.generators.values())).body if self.generators else None
-            options = {"seed": seed, "part": "head", "expressions": True, "texture": "skin", "texture_size": 512}
+            options: dict[str, Any] = {
+                "seed": seed,
+                "part": "head",
+                "expressions": True,
+                "texture": "skin",
+                "texture_size": 512,
+            }
             if "face_variation" in self.synth_config.__dataclass_fields__:
                 options["face_variation"] = False  # the face shape is drawn here (its draws stay apart)
             config = self.synth_config(**options)
@@ -121,7 +127,7 @@ class FaceRenderer:
         rng = np.random.default_rng([spec.seed, 11, spec.split, index])
         source = self._generator(spec.seed * 2 + spec.split).subject(index)
         anny = source.params["anny"]
-        model = self.model
+        model: Any = self.model  # AnnyFaceModel: its label tuples
         phenotype = [float(anny["phenotype"][name]) for name in model.phenotype_labels]
         local = np.clip(rng.normal(0.0, LOCAL_CHANGE_STD, len(model.local_change_labels)), -1.0, 1.0)
         actions = dict(zip(anny["facial_action_labels"], anny["facial_actions"], strict=True))
@@ -143,7 +149,7 @@ class FaceRenderer:
             texture=source.texture,
             vertex_labels=source.vertex_labels,
             label_names=source.label_names,
-            landmarks=Landmarks(list(H3DS_NAMES), out.h3ds[0].numpy(), [-1] * len(H3DS_NAMES)),
+            landmarks=Landmarks(list(H3DS_NAMES), out.h3ds[0].numpy(), np.full(len(H3DS_NAMES), -1)),
         )
         rig = RigSpec(preset="portrait", views=spec.views, size=spec.size, yaw_range=YAWS)
         views = render_rig(mesh, rig, RenderConfig(lighting="sh", environments="random"), seed=int(rng.integers(2**31)))
@@ -164,7 +170,7 @@ def head_square(rgb: np.ndarray, mask: np.ndarray, points: np.ndarray, crop: int
     # pixel centres: u' = scale * (u - (cx - side / 2) + 0.5) - 0.5
     shift = np.array([scale * (0.5 - (cx - side / 2)) - 0.5, scale * (0.5 - (cy - side / 2)) - 0.5])
     matrix = np.array([[scale, 0.0, shift[0]], [0.0, scale, shift[1]]])
-    rgba = np.dstack([rgb, mask]).astype(np.uint8)
+    rgba: np.ndarray = np.dstack([rgb, mask]).astype(np.uint8)
     if scale < 1:  # area-average the downscale: blur by the footprint first
         sigma = 0.5 * (1 / scale - 1) ** 0.5 * 1.2
         rgba = cv2.GaussianBlur(rgba, (0, 0), sigma)

@@ -68,9 +68,11 @@ class BoxNet(nn.Module):
         self.backbone = Backbone(width)
         c = self.backbone.channels
         self.head = nn.Conv2d(c, 4, 1)
-        nn.init.constant_(self.head.bias, 0.0)
+        bias = self.head.bias
+        assert bias is not None
         with torch.no_grad():
-            self.head.bias[0] = -4.6  # CenterNet's prior: a centre is rare
+            bias.zero_()
+            bias[0] = -4.6  # CenterNet's prior: a centre is rare
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features, _ = self.backbone(image)

@@ -72,6 +72,7 @@ def background(rng: np.random.Generator, h: int, w: int, pool: FacePool | None =
     """(h, w, 3) uint8 clutter; with ``pool``, sometimes a fragment of a face among it."""
     import cv2
 
+    image: np.ndarray
     kind = rng.random()
     if kind < 0.3:  # smooth colour noise at a random scale
         cells = int(rng.integers(2, 24))
