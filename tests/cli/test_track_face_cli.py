@@ -55,7 +55,10 @@ def test_a_views_file_is_tracked_and_scored_against_its_head(portraits, tmp_path
     # the other verbs read the fit as a mesh (its first frame)
     assert invoke("inspect", out).exit_code == 0
     scored = _json(invoke("evaluate-chamfer", out, portraits["head"], "--json"))
-    assert scored["chamfer_l1"] < 0.01  # metres: the fitted head lies on the true one
+    # metres: the fitted head lies where the true one is, up to one photo's depth-size ambiguity
+    assert scored["chamfer_l1"] < 0.1
+    aligned = _json(invoke("icp-align", out, portraits["head"], "-o", tmp_path / "t.h5", "--scale", "--json"))
+    assert aligned["rmse"] < 0.01
     r = invoke("render", out, "-o", tmp_path / "turntable", "--views", 3, "--size", 64, "-q")
     assert r.exit_code == 0, r.output
     assert read_artifact(tmp_path / "turntable" / "fit.h5", "views").rgb.shape == (3, 64, 64, 3)
