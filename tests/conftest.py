@@ -78,3 +78,25 @@ def pifu_data(tmp_path_factory, make_generator):
         samples = sample_sdf(mesh, preset_config("pifu", points=20_000), seed=i)
         write_artifact(root / "samples" / f"{stem}.h5", samples, Provenance("test", (str(mesh_path),)))
     return root
+
+
+GEOPIFU_TINY_GRID = (16, 32, 16)
+"""The voxels grid of ``geopifu_data`` (``train geopifu --grid 16,32,16``)."""
+
+
+@pytest.fixture(scope="session")
+def geopifu_data(pifu_data, tmp_path_factory):
+    """``pifu_data`` plus voxels/: each mesh voxelized as ``voxelize --preset geopifu`` does
+    (Geo-PIFu's fit with a 15% margin), on a 16 x 32 x 16 grid instead of 128 x 192 x 128."""
+    from unittest import mock
+
+    from avatarkit.geometry import voxelize as vox
+    from avatarkit.io.hdf5 import write_artifact
+    from avatarkit.io.meshfile import load_mesh
+
+    root = tmp_path_factory.mktemp("geopifu_voxels")
+    with mock.patch.object(vox, "GEOPIFU_SHAPE", GEOPIFU_TINY_GRID):
+        for path in sorted((pifu_data / "meshes").glob("*.h5")):
+            mesh = load_mesh(path)
+            write_artifact(root / path.name, vox.voxelize(mesh, vox.plan_grid(mesh, preset="geopifu")))
+    return root

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from avatarkit.methods.deepsdf.config import PRESETS as DEEPSDF_PRESETS
 from avatarkit.methods.deepsdf.config import DeepSDFConfig
+from avatarkit.methods.geopifu.config import PRESETS as GEOPIFU_PRESETS
+from avatarkit.methods.geopifu.config import GeoPifuConfig
 from avatarkit.methods.landmarks.config import PRESETS as LANDMARKS_PRESETS
 from avatarkit.methods.landmarks.config import LandmarksConfig
 from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
@@ -83,6 +85,14 @@ IMAGE_DATA = (
 )
 """The data options of image-based methods (:class:`~avatarkit.methods.image_method.ImageMethod`)."""
 
+GEOPIFU_DATA = (
+    IMAGE_DATA[0],
+    DataOption("voxels", "voxels files from `avatarkit voxelize --preset geopifu`, matched to views by file stem."),
+    IMAGE_DATA[1],
+    IMAGE_DATA[2],
+)
+"""The data options of ``train geopifu``: PIFu's and the voxels that supervise its coarse volume."""
+
 SAMPLES_DATA = (
     DataOption("samples", "samples files from `avatarkit sample-sdf --preset deepsdf` (files or folders; repeatable)."),
     IMAGE_DATA[2],
@@ -101,6 +111,18 @@ METHODS: dict[str, MethodSpec] = {
         trainer="avatarkit.methods.pifu.train:PifuMethod",
         model="avatarkit.methods.pifu.model:PifuNet",
         predictor="avatarkit.methods.pifu.infer:PifuPredictor",
+    ),
+    "geopifu": MethodSpec(
+        name="geopifu",
+        help="Geo-PIFu (He et al. 2020): a coarse occupancy volume predicted from the image (stage 1, on voxels "
+        "files) whose latent 3D features join PIFu's pixel-aligned features in the occupancy MLP (stage 2, on "
+        "sampled points); --stage coarse|query|both, --coarse-run RUN.",
+        config=GeoPifuConfig,
+        presets=GEOPIFU_PRESETS,
+        data=GEOPIFU_DATA,
+        trainer="avatarkit.methods.geopifu.train:GeoPifuMethod",
+        model="avatarkit.methods.geopifu.model:GeoPifuNet",
+        predictor="avatarkit.methods.geopifu.infer:GeoPifuPredictor",
     ),
     "deepsdf": MethodSpec(
         name="deepsdf",

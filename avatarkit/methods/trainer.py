@@ -162,7 +162,10 @@ def train(
             from torch.nn.parallel import DistributedDataParallel
 
             trained = DistributedDataParallel(
-                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+                model,
+                device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
+                # a method whose steps train parts of its network (Geo-PIFu's stages) says so
+                find_unused_parameters=bool(getattr(method, "unused_parameters", False)),
             )
 
         def state() -> dict[str, Any]:
