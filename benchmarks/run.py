@@ -6,6 +6,10 @@ own: no import state, cache or thread pool carries over from one benchmark to th
 (mesh-to-sdf, for one, must be imported before pyrender).
 
     python benchmarks/run.py [NAME...]     # e.g. sample_sdf voxelize
+
+Peers that are not avatarkit dependencies are installed by hand: ``landmarks`` compares with
+dlib (``pip install dlib-bin face_recognition_models``; ``REAL_PHOTOS=DIR`` adds insightface's
+sample photos) and measures only our side without it.
 """
 
 from __future__ import annotations
