@@ -55,7 +55,8 @@ def evaluate_chamfer(
 
     Prints accuracy (prediction to ground truth), completeness (the reverse), chamfer_l1,
     chamfer_l2, p2s (ground-truth samples to the predicted surface, exact),
-    normal_consistency, fscore at each --tau and hausdorff. An empty prediction is
+    normal_consistency, fscore at each --tau and hausdorff; the named protocols (pifuhd, icon,
+    h3ds, geopifu) print their own numbers (docs/evaluation.md). An empty prediction is
     reported with infinite distances (null in --json), not as an error. Of several pairs, one
     that cannot be read is reported by name and the others still scored; the exit code is 1.
     """
@@ -68,6 +69,11 @@ def evaluate_chamfer(
     from avatarkit.io.outputs import check_outputs
 
     h3ds = H3dsOptions(region, landmarks_pred, landmarks_gt, gt_region)
+    if protocol == "geopifu" and (samples is not None or units is not None or tau):
+        raise OptionError(
+            "--protocol geopifu fixes its own numbers (every vertex, x1e4 in its normalised box): "
+            "drop --samples, --tau and --units"
+        )
     chosen = choose_protocol(protocol, samples, units, tuple(tau) if tau else None, h3ds)
     chosen_shard = parse_shard(shard)
     pairs = [(p, g) for p, g in find_pairs(pred, gt) if in_shard(p, chosen_shard)]
@@ -128,7 +134,9 @@ def _line(row: dict) -> str:
         numbers = f"gt_to_pred {row['gt_to_pred']:.4g} mm, pred_to_gt {row['pred_to_gt']:.4g} mm"
         return f"{row['pred']}: {numbers}" + (f" [{row['error']}]" if "error" in row else "")
     keys = ("chamfer_l1", "accuracy", "completeness", "p2s", "normal_consistency")
-    if "chamfer" in row:
+    if row["protocol"] == "geopifu":
+        keys = ("chamfer", "psd", "normal_cos", "normal_l2")
+    elif "chamfer" in row:
         keys = ("chamfer", "p2s")
     numbers = ", ".join(f"{k} {row[k]:.4g}" for k in keys)
     return f"{row['pred']}: {numbers} ({row['units']})" + (f" [{row['error']}]" if "error" in row else "")

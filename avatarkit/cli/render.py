@@ -24,7 +24,8 @@ def render(
     views: Annotated[
         int | None,
         typer.Option(
-            help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu, 70 with h3ds; "
+            help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu, 4 with geopifu, "
+            "70 with h3ds; "
             "photos with portrait, default 8)."
         ),
     ] = None,
@@ -42,7 +43,8 @@ def render(
     size: Annotated[
         int | None,
         typer.Option(
-            help="Image width and height in pixels (default 512); with --preset h3ds or portrait the height (3:4)."
+            help="Image width and height in pixels (default 512); with --preset h3ds or portrait the height (3:4), "
+            "with geopifu the height (2:3, default 1536)."
         ),
     ] = None,
     projection: Annotated[Literal[PROJECTIONS], typer.Option()] = "perspective",
@@ -54,6 +56,8 @@ def render(
         Literal[RIG_PRESETS] | None,
         typer.Option(
             help="pifu: orthographic, 512 x 512, 360 yaw steps (or --views), subject scaled as PIFu does; "
+            "geopifu: orthographic, yaws 0/90/180/270, 1024 x 1536 (--size: the height), the image the front face "
+            "of the mesh's voxelize --preset geopifu box; "
             "h3ds: 70 hand-held-style portrait views of the head over yaw -90..90, with H3DS's 3/4/8/16/32-view "
             "subsets; portrait: photos of the face at random head poses, focal lengths and places, random SH "
             "light per view (docs/render.md)."

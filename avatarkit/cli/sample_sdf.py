@@ -18,7 +18,10 @@ def sample_sdf(
     output: Annotated[Path, typer.Option("--output", "-o", help="A .h5 file (one input) or a folder.")],
     preset: Annotated[
         Literal[tuple(PRESETS)],
-        typer.Option(help="pifu: Gaussian 5 cm + box 16:1, balanced; deepsdf: DeepSDF's; osa: surface + far."),
+        typer.Option(
+            help="pifu: Gaussian 5 cm + box 16:1, balanced; geopifu: Gaussian 3.5 voxels of its 128 x 192 x 128 "
+            "box + that box 16:1, balanced; deepsdf: DeepSDF's; osa: surface + far."
+        ),
     ] = "pifu",
     points: Annotated[int | None, typer.Option(help="Points per mesh (default: the preset's).")] = None,
     sigma: Annotated[

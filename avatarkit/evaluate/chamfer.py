@@ -1,5 +1,6 @@
 """Surface-to-surface metrics between a predicted and a ground-truth mesh (the core of
-``avatarkit evaluate-chamfer``; the ``h3ds`` protocol lives in ``avatarkit.evaluate.h3ds``). Every choice is documented in ``docs/evaluation.md``.
+``avatarkit evaluate-chamfer``; the ``h3ds`` protocol lives in ``avatarkit.evaluate.h3ds``,
+``geopifu`` in ``avatarkit.evaluate.geopifu``). Every choice is documented in ``docs/evaluation.md``.
 
 Both surfaces are sampled area-uniformly (``samples`` points each, seeded). Then, in
 metres:
@@ -37,8 +38,8 @@ class Protocol:
 
     Attributes:
         measures: ``surface`` (accuracy, completeness, chamfer, P2S, normal consistency,
-            F-scores, Hausdorff), ``p2s-from-gt`` (ICON's two numbers) or ``p2s-from-pred``
-            (PIFuHD's two numbers).
+            F-scores, Hausdorff), ``p2s-from-gt`` (ICON's two numbers), ``p2s-from-pred``
+            (PIFuHD's two numbers) or ``geopifu`` (Geo-PIFu's four, every vertex, in its box).
         samples: points sampled on each surface.
         units: the units numbers are reported in.
         taus: F-score thresholds, metres.
@@ -72,6 +73,14 @@ PROTOCOLS = {
         source="ICON, Evaluator.calculate_chamfer_p2s: 1k samples, point-to-surface both ways, x100",
         measures="p2s-from-gt",
     ),
+    "geopifu": Protocol(
+        "geopifu",
+        units="1e-4 box^2",
+        taus=(),
+        source="Geo-PIFu, main_eval_prepare_iccv.py: every vertex, squared nearest-vertex distances in its "
+        "normalised box x1e4 (chamfer, psd), front-view normal cosine and L2 over the ground truth's mask",
+        measures="geopifu",
+    ),
 }
 
 
@@ -81,6 +90,10 @@ def evaluate(pred: Mesh, gt: Mesh, protocol: Protocol = PROTOCOLS["default"], se
         return evaluate_icon(pred, gt, protocol, seed, device)
     if protocol.measures == "p2s-from-pred":
         return evaluate_pifuhd(pred, gt, protocol, seed, device)
+    if protocol.measures == "geopifu":
+        from avatarkit.evaluate.geopifu import evaluate_geopifu
+
+        return evaluate_geopifu(pred, gt, protocol, device)
     return evaluate_meshes(pred, gt, protocol, seed, device)
 
 
@@ -181,6 +194,10 @@ def evaluate_meshes(
 
 def failed_metrics(protocol: Protocol) -> Metrics:
     """The metrics of an empty prediction: every distance infinite, every score 0."""
+    if protocol.measures == "geopifu":
+        from avatarkit.evaluate.geopifu import failed_geopifu_metrics
+
+        return failed_geopifu_metrics(protocol)
     if protocol.measures != "surface":
         return Metrics(dict.fromkeys(("p2s", "chamfer"), float("inf")), protocol.units, protocol.name)
     values = dict.fromkeys(("accuracy", "completeness", "chamfer_l1", "chamfer_l2", "p2s", "hausdorff"), float("inf"))

@@ -16,6 +16,12 @@ Presets reproduce the recipes of the systems avatarkit replaces (``docs/sampling
   ``B_MIN``, ``B_MAX`` for a scan 180 units tall, scaled to the subject's height), then
   labels balanced: at most N/2 inside, the rest outside, N in all. PIFu draws N = 5000 per
   step; the preset makes a pool of 100,000 that ``train pifu`` draws its 5000 from.
+- ``geopifu`` (Geo-PIFu, ``geopifu/apps/prepare_shape_query.py``, the offline
+  ``occu_sigma3.5_pts5k`` query points): PIFu's mix (4N surface points moved by a Gaussian, N/4
+  uniform, balanced to at most N/2 inside) in Geo-PIFu's normalised box: sigma 3.5 voxels of
+  the mesh's ``voxelize --preset geopifu`` grid (its ``sigma / dim_h`` = 3.5/192 of a box 1
+  tall), uniform points in that 128 x 192 x 128 box (its ``B_MIN``, ``B_MAX``). Geo-PIFu draws
+  N = 5000 per frame and epoch and stores 15 epochs; the preset makes a pool of 75,000.
 - ``deepsdf`` (DeepSDF, ``src/PreprocessMesh.cpp``): 47/50 of the points near the surface,
   half with variance 0.005 and half with 0.0005 *in the unit frame* (sigma = sqrt(variance)
   times the unit radius, here in metres; DeepSDF's buffer 1.03), 3/50 uniform in the unit
@@ -43,7 +49,15 @@ from avatarkit.geometry.surface import sample_surface, surface_colors, surface_n
 from avatarkit.structures import Mesh, Samples
 
 BACKENDS = ("warp", "mesh-to-sdf")
-REGIONS = ("box", "pifu-box", "unit-cube", "unit-sphere")
+REGIONS = ("box", "pifu-box", "geopifu-box", "unit-cube", "unit-sphere")
+SIGMA_FRAMES = ("m", "unit", "voxel")
+GEOPIFU_SIGMA_VOXELS = 3.5
+"""Geo-PIFu's query sigma (``--sigma 3.5``), in voxels of its 128 x 192 x 128 grid (its code
+scales it by ``1 / consts.dim_h``, the voxel of a box 1 tall)."""
+GEOPIFU_POINTS_PER_DRAW = 5000
+"""Geo-PIFu's ``--num_sample_inout``: query points per frame and epoch."""
+GEOPIFU_EPOCHS = 15
+"""Epochs of query points Geo-PIFu stores offline (``--epoch_range 0 15``)."""
 PIFU_BOX = ((-128.0, -28.0, -128.0), (128.0, 228.0, 128.0))
 """PIFu's B_MIN, B_MAX for its scans scaled to 180 units tall, feet at 0, centred in x and z."""
 
@@ -59,10 +73,12 @@ class SamplingConfig:
         uniform_fraction: share of uniform points; the rest are near points, split equally
             between ``sigmas``.
         sigmas: Gaussian standard deviations of the near points.
-        sigma_frame: ``m`` (sigmas in metres) or ``unit`` (in units of the unit radius).
+        sigma_frame: ``m`` (sigmas in metres), ``unit`` (in units of the unit radius) or
+            ``voxel`` (in voxels of the mesh's ``voxelize --preset geopifu`` grid).
         region: where uniform points lie: ``box``, ``pifu-box`` (PIFu's cube around the
-            subject, scaled to its height: about the volume its images see), ``unit-cube``
-            or ``unit-sphere``.
+            subject, scaled to its height: about the volume its images see), ``geopifu-box``
+            (the box of the mesh's ``voxelize --preset geopifu`` grid), ``unit-cube`` or
+            ``unit-sphere``.
         bounds: (6,) box min xyz, max xyz, metres, for ``box``; None: the mesh's bounding
             box grown by ``margin`` times its largest side on every side.
         margin: see ``bounds``.
@@ -107,6 +123,8 @@ class SamplingConfig:
         for sigma in self.sigmas:
             if not sigma > 0 or not np.isfinite(sigma):
                 raise OptionError(f"--sigma must be positive, got {sigma}")
+        if self.sigma_frame not in SIGMA_FRAMES:
+            raise OptionError(f"sigma frame must be one of {', '.join(SIGMA_FRAMES)}, got {self.sigma_frame!r}")
         if self.region not in REGIONS:
             raise OptionError(f"uniform region must be one of {', '.join(REGIONS)}, got {self.region!r}")
         if self.bounds is not None:
@@ -132,6 +150,16 @@ PRESETS: dict[str, SamplingConfig] = {
         uniform_fraction=1 / 17,
         sigmas=(0.05,),
         region="pifu-box",
+        balance=True,
+        oversample=4.25,
+    ),
+    "geopifu": SamplingConfig(
+        preset="geopifu",
+        points=GEOPIFU_POINTS_PER_DRAW * GEOPIFU_EPOCHS,  # a pool: Geo-PIFu's 15 stored epochs of 5000
+        uniform_fraction=1 / 17,
+        sigmas=(GEOPIFU_SIGMA_VOXELS,),
+        sigma_frame="voxel",
+        region="geopifu-box",
         balance=True,
         oversample=4.25,
     ),
@@ -204,7 +232,10 @@ def sample_sdf(
     if not radius > 0:
         raise MeshError("all vertices are at one point")
     box = _box(mesh, config)
-    sigmas_m = tuple(s * radius if config.sigma_frame == "unit" else s for s in config.sigmas)
+    scale = {"m": 1.0, "unit": radius}.get(config.sigma_frame)
+    if scale is None:  # voxels of the Geo-PIFu grid
+        scale = _geopifu_grid(mesh).pitch
+    sigmas_m = tuple(s * scale for s in config.sigmas)
 
     total = int(np.ceil(config.points * config.oversample)) if config.balance else config.points
     n_surface = round(total * config.surface_fraction)
@@ -300,8 +331,18 @@ def _spans(start: int, counts: list[int]):
         start += count
 
 
+def _geopifu_grid(mesh: Mesh):
+    """The mesh's ``voxelize --preset geopifu`` grid (Geo-PIFu's normalised box, in metres)."""
+    from avatarkit.geometry.voxelize import plan_grid
+
+    return plan_grid(mesh, preset="geopifu")
+
+
 def _box(mesh: Mesh, config: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = mesh.vertices.min(axis=0).astype(np.float64), mesh.vertices.max(axis=0).astype(np.float64)
+    if config.region == "geopifu-box" and config.bounds is None:
+        grid = _geopifu_grid(mesh)
+        return grid.origin, grid.origin + np.asarray(grid.shape, dtype=np.float64) * grid.pitch
     if config.region == "pifu-box" and config.bounds is None:
         scale = (hi[1] - lo[1]) / 180.0  # PIFu's units per metre of this subject
         base = np.array([0.5 * (lo[0] + hi[0]), lo[1], 0.5 * (lo[2] + hi[2])])
@@ -319,7 +360,7 @@ def _box(mesh: Mesh, config: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _uniform(region, count, box, center, radius, rng) -> np.ndarray:
-    if region in ("box", "pifu-box"):
+    if region in ("box", "pifu-box", "geopifu-box"):
         return rng.uniform(box[0], box[1], (count, 3)).astype(np.float32)
     if region == "unit-cube":
         return (center + radius * rng.uniform(-1.0, 1.0, (count, 3))).astype(np.float32)

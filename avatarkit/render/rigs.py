@@ -120,6 +120,41 @@ def pifu_rig(vertices: np.ndarray, size: int = 512, yaws: np.ndarray | None = No
     return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "orthographic", size, size, targets)
 
 
+GEOPIFU_YAWS = (0.0, 90.0, 180.0, 270.0)
+"""Yaws of ``--preset geopifu``, degrees (0: in front of the subject, 90: on its left): Geo-PIFu's
+four views (``render_mesh.py``, ``start_rendering``: the mesh turned by ``inverseRotateY`` 0, -90,
+-90, -90 degrees in turn, "FRONT", "RIGHT", "BACK", "LEFT", so its views 0-3 are these yaws)."""
+GEOPIFU_HEIGHT = 1536
+"""Image height of ``--preset geopifu``, pixels; the width is 2/3 of it (Geo-PIFu's ``--w 256 --h 384
+--f 384`` times ``--resolutionScale 4``: 1024 x 1536)."""
+
+
+def geopifu_rig(mesh: Mesh, height: int = GEOPIFU_HEIGHT, yaws=GEOPIFU_YAWS, pitches=(0.0,)) -> Cameras:
+    """Geo-PIFu's cameras (``render_mesh.py``): orthographic, one view per yaw (default its four),
+    each image the front face of the mesh's ``voxelize --preset geopifu`` box seen from that side.
+
+    The box is :func:`~avatarkit.geometry.voxelize.plan_grid`'s ``geopifu`` grid (128 x 192 x 128
+    voxels, the mesh filling 85% of its height or of its width and depth), so the views and the
+    voxels files line up: the image's height spans the box's 192 voxels and its width
+    (``height * 2 / 3``) the 128 of its width or depth, edge to edge (``height / 192`` pixels per
+    voxel; OpenCV pixel centres, so ``cx = (width - 1) / 2``); every camera aims at the box's
+    centre (its ``target``). Geo-PIFu's ``f`` is 192 S pixels per its box height of 1, ``c`` the
+    image centre, so that "voxel projection can be aligned with ortho. renderings"."""
+    from avatarkit.geometry.voxelize import plan_grid
+
+    grid = plan_grid(mesh, preset="geopifu")
+    nx, ny, _ = grid.shape
+    width = max(1, round(height * nx / ny))
+    f = height / (ny * grid.pitch)  # pixels per metre: the box's height is the image's
+    center = grid.origin + 0.5 * np.asarray(grid.shape, dtype=np.float64) * grid.pitch
+    distance = float(max(grid.shape)) * grid.pitch  # outside the box; orthographic depth is relative
+    k = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+    yaws = np.asarray(yaws, dtype=np.float64)
+    poses = [look_at(center + distance * direction(y, p), center) for p in pitches for y in yaws]
+    targets = np.repeat(center[None], len(poses), 0)
+    return Cameras(np.repeat(k[None], len(poses), 0), np.stack(poses), "orthographic", width, height, targets)
+
+
 H3DS_VIEWS = 70
 """Views of ``--preset h3ds``: H3DS's scenes hold about 70 photos each."""
 H3DS_YAWS = (-90.0, 90.0)
@@ -373,7 +408,7 @@ def subject_seed(mesh: Mesh, seed: int) -> int:
 
 
 RIGS = ("orbit", "random")
-RIG_PRESETS = ("pifu", "h3ds", "portrait")
+RIG_PRESETS = ("pifu", "geopifu", "h3ds", "portrait")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,8 +416,8 @@ class RigSpec:
     """Which cameras a render uses (the camera options of ``avatarkit render``)."""
 
     views: int | None = None
-    """Cameras evenly spaced in yaw per pitch (default 8; 360 with the ``pifu`` preset, 70 with
-    ``h3ds``; ``portrait``: photos, default 8)."""
+    """Cameras evenly spaced in yaw per pitch (default 8; 360 with the ``pifu`` preset, 4 with
+    ``geopifu``, 70 with ``h3ds``; ``portrait``: photos, default 8)."""
     pitches: tuple[float, ...] | None = None
     """Camera elevations, degrees: one ring of cameras each (default one ring at 0; ``h3ds`` and
     ``portrait`` draw their own and take none)."""
@@ -393,7 +428,8 @@ class RigSpec:
     drawn from it, within -90 90 (default -45 45)."""
     size: int | None = None
     """Image width and height, pixels (default 512; a camera file's own size); with ``h3ds`` and
-    ``portrait`` the height, the width being 3/4 of it."""
+    ``portrait`` the height, the width being 3/4 of it; with ``geopifu`` the height (default 1536),
+    the width being 2/3 of it."""
     projection: str = "perspective"
     """``perspective`` or ``orthographic``."""
     fov: float | None = None
@@ -402,7 +438,9 @@ class RigSpec:
     rig: str = "orbit"
     """``orbit``: even yaws; ``random``: random yaw, pitch and field of view."""
     preset: str | None = None
-    """``pifu``: PIFu's orthographic rig, subject scaled as PIFu does; ``h3ds``: an H3DS-like
+    """``pifu``: PIFu's orthographic rig, subject scaled as PIFu does; ``geopifu``: Geo-PIFu's
+    orthographic rig, four yaws, the image the front face of the mesh's ``voxelize --preset
+    geopifu`` box (:func:`geopifu_rig`); ``h3ds``: an H3DS-like
     hand-held capture of the head (:func:`h3ds_rig`) with its view subsets (:func:`view_subsets`);
     ``portrait``: photos of the face at random head poses, focal lengths and places
     (:func:`portrait_rig`)."""
@@ -447,6 +485,20 @@ class RigSpec:
                 raise OptionError(
                     f"--preset {self.preset} sets its own cameras (perspective, {drawn}): drop {', '.join(given)}"
                 )
+        if self.preset == "geopifu":
+            given = [
+                flag
+                for flag, value in (("--fov", self.fov is not None), ("--rig random", self.rig != "orbit"))
+                if value
+            ]
+            if given:
+                raise OptionError(
+                    f"--preset geopifu sets its own cameras (orthographic, framing its voxel box): drop {', '.join(given)}"
+                )
+            if self.size is not None and self.size < 3:
+                raise OptionError(
+                    f"--size with --preset geopifu is the image height, at least 3 pixels, got {self.size}"
+                )
         if self.preset == "portrait" and self.size is not None and self.size < PORTRAIT_MIN_SIZE:
             raise OptionError(
                 f"--size with --preset portrait is the image height, at least {PORTRAIT_MIN_SIZE} pixels, "
@@ -470,12 +522,12 @@ class RigSpec:
     @property
     def orthographic(self) -> bool:
         """Whether the rig's cameras are orthographic, when the options say (not a camera file)."""
-        return self.cameras is None and (self.projection == "orthographic" or self.preset == "pifu")
+        return self.cameras is None and (self.projection == "orthographic" or self.preset in ("pifu", "geopifu"))
 
 
 def make_rig(mesh: Mesh, spec: RigSpec, seed: int = 0) -> Cameras:
     """The cameras a render of ``mesh`` uses, from ``spec``: a camera file's (warning when
-    ``size`` crops them far from their own image), PIFu's rig, the H3DS-like capture of the
+    ``size`` crops them far from their own image), PIFu's rig, Geo-PIFu's rig, the H3DS-like capture of the
     head (seeded), portrait photos of the face (view i drawn from ``[seed, 3, i]``), a random rig
     (seeded), or an orbit around the mesh's bounding sphere.
 
@@ -491,6 +543,10 @@ def make_rig(mesh: Mesh, spec: RigSpec, seed: int = 0) -> Cameras:
         views = spec.views or 360
         yaws = low + np.arange(views) * (high - low) / views
         return pifu_rig(mesh.vertices, spec.size or 512, yaws, pitches)
+    if spec.preset == "geopifu":
+        views = spec.views or len(GEOPIFU_YAWS)
+        yaws = low + np.arange(views) * (high - low) / views
+        return geopifu_rig(mesh, spec.size or GEOPIFU_HEIGHT, yaws, pitches)
     if spec.preset == "h3ds":
         center, radius = head_sphere(mesh)
         rng = np.random.default_rng([seed, 2])

@@ -114,7 +114,7 @@ def test_cli_bad_inputs(tmp_path):
 
 
 def test_protocols_are_documented():
-    assert set(PROTOCOLS) == {"default", "pifuhd", "icon"}
+    assert set(PROTOCOLS) == {"default", "pifuhd", "icon", "geopifu"}
     assert all(p.source for p in PROTOCOLS.values())
 
 
