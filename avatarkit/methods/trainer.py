@@ -146,7 +146,12 @@ def train(
         torch.manual_seed(config.seed)
         model = method.build_model().to(dist.device)
         optimizer = make_optimizer(config.optimizer, parameter_groups(model), config.lr)
-        schedule = StepSchedule(config.lr, config.max_steps, config.lr_decay_at, config.lr_decay)
+        # a method with stages of its own (Geo-PIFu) may give its schedule: .apply(optimizer, step, time_fraction)
+        schedule = (
+            method.lr_schedule()  # type: ignore[attr-defined]
+            if hasattr(method, "lr_schedule")
+            else StepSchedule(config.lr, config.max_steps, config.lr_decay_at, config.lr_decay)
+        )
 
         use_amp = config.amp and dist.device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16

@@ -78,6 +78,13 @@ def test_a_coarse_run_starts_a_query_run(pifu_data, geopifu_data, tmp_path):
     assert all(torch.equal(v, after[k]) for k, v in start.items())  # the stage-1 volume network, kept fixed
     assert bool(after["query_trained"])
 
+    # or the stage-1 run itself goes on with stage 2
+    r = invoke("train", "geopifu", "-o", coarse, "--resume", "--stage", "query", "--max-steps", 4, "-q")
+    assert r.exit_code == 0, r.output
+    resumed = checkpoint.load(coarse / "checkpoints" / "last.pt")
+    assert resumed["step"] == 4 and bool(resumed["model"]["query_trained"])
+    assert all(torch.equal(v, resumed["model"][k]) for k, v in start.items())
+
 
 def _refused(r, out, *needles):
     assert_clean_failure(r, *needles)

@@ -164,3 +164,44 @@ def test_stages_split_the_steps_and_the_config_checks():
     for bad in [dict(stage="fine"), dict(grid=(20, 32, 16)), dict(grid=(48, 32, 16)), dict(coarse_share=1.0)]:
         with pytest.raises(OptionError):
             _config(**bad)
+
+
+def test_the_target_volume_lines_up_with_the_views_silhouette(pifu_data, geopifu_data):
+    """The voxels a view's volume should predict, seen along its depth, cover the person's mask in
+    that view (views of the rig, through the training data's own path). The tiny files' 6 cm
+    voxels lose thin arms (voxel centres outside them) and grow the rest by up to half a voxel:
+    the bars leave room for that, not for a volume off by a few voxels."""
+    from avatarkit.methods.geopifu.train import GeoPifuMethod
+
+    config = _config(grid=(32, 64, 32), flip=False, scale_jitter=0.0, shift_jitter=0.0)
+    method = GeoPifuMethod(config, views=[pifu_data / "views"], voxels=[geopifu_data], samples=[pifu_data / "samples"])
+    method.config = replace(config, grid=(16, 32, 16))  # the files' grid, for setup's check
+    method.setup(torch.device("cpu"))
+    method.config = config  # a finer view volume than the files: the lookup is by world position
+    try:
+        for view in (0, 2, 5):
+            item = method.train_set[(0, 1, view)]
+            b = {k: v[None] for k, v in item.items()}
+            target = method.target_volume(b)[0]  # (Z, Y, X)
+            seen = target.amax(0) > 0.5  # (Y, X): along the depth
+            mask = item["mask"][0]  # (S, S), the volume's front face is its central X / Y columns
+            s = mask.shape[-1]
+            crop = mask[:, s // 4 : s - s // 4]
+            coarse = F.adaptive_avg_pool2d(crop[None, None], seen.shape)[0, 0] > 0.5
+            precision = float((seen & coarse).sum() / seen.sum())
+            iou = float((seen & coarse).sum() / (seen | coarse).sum())
+            assert precision > 0.8 and iou > 0.65, (view, precision, iou)
+    finally:
+        method.close()
+
+
+def test_each_stage_has_its_own_learning_rate_schedule():
+    from avatarkit.methods.geopifu.train import StageSchedule
+
+    config = _config(max_steps=100, coarse_share=0.4, lr=1.0, lr_decay=0.1)
+    config = replace(config, coarse_lr_decay_at=(0.5,), lr_decay_at=(0.5,))
+    schedule = StageSchedule(config)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    rates = {step: schedule.apply(optimizer, step) for step in (0, 19, 20, 39, 40, 69, 70, 99)}
+    assert rates == pytest.approx({0: 1, 19: 1, 20: 0.1, 39: 0.1, 40: 1, 69: 1, 70: 0.1, 99: 0.1})
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)

@@ -26,6 +26,8 @@ class GeoPifuConfig(PifuConfig):
     """A geopifu run (folder or checkpoint) whose trained volume network the query stage starts from (Geo-PIFu's --deepVoxelsDir from test_shape_coarse)."""
     coarse_share: float = 0.45
     """Share of max_steps spent on the coarse stage with --stage both (Geo-PIFu: 30 epochs at batch 30, then 45 at batch 36)."""
+    coarse_lr_decay_at: tuple[float, ...] = (0.27, 0.77)
+    """Fractions of the coarse stage's steps at which its learning rate is multiplied by lr_decay (Geo-PIFu's --schedule 8 23 of 30 epochs); lr_decay_at is the query stage's, counted from its own start."""
     finetune_coarse: bool = False
     """Let the query loss train the volume network too (Geo-PIFu keeps it fixed: its latent voxels are precomputed)."""
     grid: tuple[int, ...] = (128, 192, 128)
@@ -59,6 +61,8 @@ class GeoPifuConfig(PifuConfig):
             raise OptionError(f"--coarse-share must be in (0, 1), got {self.coarse_share}")
         if not 0 < self.inside_weight < 1 or not self.coarse_weight > 0:
             raise OptionError("--inside-weight must be in (0, 1) and --coarse-weight positive")
+        if any(not 0 < f <= 1 for f in self.coarse_lr_decay_at):
+            raise OptionError(f"--coarse-lr-decay-at takes fractions in (0, 1], got {self.coarse_lr_decay_at}")
         if self.displacement < 0:
             raise OptionError(f"--displacement must be 0 or more, got {self.displacement}")
 
@@ -92,7 +96,7 @@ PRESETS: dict[str, GeoPifuConfig] = {
         contrast=0.0,
         saturation=0.0,
         hue=0.0,
-        lr_decay_at=(0.18, 0.51, 0.89),  # --schedule 8 23 40 of 45 epochs (train_query)
+        lr_decay_at=(0.18, 0.51, 0.89),  # the query stage: --schedule 8 23 40 of 45 epochs (train_query)
     ),
     "small": GeoPifuConfig(
         stacks=2,
@@ -106,6 +110,7 @@ PRESETS: dict[str, GeoPifuConfig] = {
         optimizer="adam",
         lr=1e-3,
         depth_scale=0.25,
+        coarse_lr_decay_at=(0.6, 0.8),  # each stage decays as PIFu's small run does
         volume_channels=4,
         coarse_stacks=2,
         coarse_channels=64,

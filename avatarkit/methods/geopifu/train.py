@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from avatarkit.errors import InputError, OptionError
+from avatarkit.fitting.optim import StepSchedule
 from avatarkit.methods import image_data as D
 from avatarkit.methods.contract import RunState
 from avatarkit.methods.geopifu import volume as V
@@ -133,6 +134,10 @@ class GeoPifuMethod(PifuMethod):
             model.mark_trained("coarse")
         return model
 
+    def lr_schedule(self) -> StageSchedule:
+        """Each stage's own learning-rate schedule (the trainer asks for it)."""
+        return StageSchedule(self.config)
+
     def loader(self, start: int, stop: int, rank: int, world: int, workers: int):
         self._step = start
         return super().loader(start, stop, rank, world, workers)
@@ -200,6 +205,26 @@ class GeoPifuMethod(PifuMethod):
         from avatarkit.methods.geopifu.infer import GeoPifuPredictor
 
         return GeoPifuPredictor(model, self.config, self.device)
+
+
+class StageSchedule:
+    """The learning rate of a two-stage run: the coarse stage's steps decay at
+    ``coarse_lr_decay_at`` of their number, the query stage's at ``lr_decay_at`` of theirs,
+    counted from its first step (Geo-PIFu trains the stages as separate runs). A ``max_time``
+    budget's share of time is split between the stages in the same proportion."""
+
+    def __init__(self, config: GeoPifuConfig) -> None:
+        self.split = config.coarse_steps()
+        self.share = self.split / config.max_steps
+        query = config.max_steps - self.split
+        self.coarse = StepSchedule(config.lr, max(self.split, 1), config.coarse_lr_decay_at, config.lr_decay)
+        self.query = StepSchedule(config.lr, max(query, 1), config.lr_decay_at, config.lr_decay)
+
+    def apply(self, optimizer: torch.optim.Optimizer, done: int, time_fraction: float = 0.0) -> float:
+        if done < self.split:
+            return self.coarse.apply(optimizer, done, time_fraction / self.share if time_fraction else 0.0)
+        later = (time_fraction - self.share) / (1 - self.share) if time_fraction and self.share < 1 else 0.0
+        return self.query.apply(optimizer, done - self.split, max(later, 0.0))
 
 
 _NO_VOLUME = (
