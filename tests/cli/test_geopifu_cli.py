@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from conftest import GEOPIFU_TINY_GRID
 from helpers import TINY_PIFU, assert_clean_failure, invoke
@@ -107,3 +108,41 @@ def test_bad_inputs_are_one_line_and_write_nothing(pifu_data, geopifu_data, tmp_
     checkpoint.save(other / "checkpoints" / "last.pt", {"method": "pifu", "config": {}, "model": {}})
     r = _train(pifu_data, geopifu_data, out, "--stage", "query", "--coarse-run", other, "--max-steps", 1)
     _refused(r, out, "geopifu run", "pifu run")
+
+
+@pytest.mark.slow  # two processes on 2 shared cores
+@pytest.mark.timeout(700)
+def test_two_processes_train_both_stages_as_one_with_twice_the_batch(pifu_data, geopifu_data, tmp_path):
+    """torchrun (gloo, CPU) through both stages: each step leaves one network without gradients,
+    which DDP is told (the method's unused_parameters); the run equals one process with both
+    ranks' items in its batch."""
+    import os
+    import subprocess
+    import sys
+
+    def args(out, batch):
+        return [
+            "train", "geopifu", "--views", pifu_data / "views", "--voxels", geopifu_data, "--samples",
+            pifu_data / "samples", "-o", out, *TINY_GEOPIFU, "--max-steps", 4, "--coarse-share", 0.5,
+            "--val-every", 100, "--mesh-every", 0, "--batch-size", batch, "-q",
+        ]  # fmt: skip
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run(
+        [sys.executable, "-m", "avatarkit", *map(str, args(tmp_path / "one", 2))],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    ddp = subprocess.run(
+        [*torchrun, "-m", "avatarkit", *map(str, args(tmp_path / "two", 1))],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = checkpoint.load(tmp_path / "one" / "checkpoints" / "last.pt")["model"]
+    two = checkpoint.load(tmp_path / "two" / "checkpoints" / "last.pt")["model"]
+    for part in ("coarse.", "encoder.", "mlp."):
+        keys = [k for k in one if k.startswith(part)]
+        apart = sum(float((one[k].float() - two[k].float()).abs().sum()) for k in keys)
+        size = sum(float(one[k].float().abs().sum()) for k in keys)
+        assert apart < 1e-3 * size, (part, apart, size)

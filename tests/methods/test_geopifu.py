@@ -17,7 +17,7 @@ from avatarkit.methods.geopifu.model import GeoPifuNet
 
 TINY = dict(
     grid=(16, 32, 16), stacks=2, channels=16, stem_channels=8, mlp=(32, 16), image_size=64, coarse_stacks=2,
-    coarse_channels=16, coarse_stem_channels=8, volume_channels=2,
+    coarse_channels=16, coarse_stem_channels=8, volume_channels=2, coarse_upsample=4,
 )  # fmt: skip
 
 
@@ -54,7 +54,10 @@ def test_the_volumes_have_the_configs_grid():
     assert float(occupancy[-1].detach().min()) >= 0 and float(occupancy[-1].detach().max()) <= 1
     # Geo-PIFu's own numbers: 128 x 192 x 128 voxels, a 8 x 32 x 48 x 32 latent, 7 x 8 + 256 + 1 MLP inputs
     default = GeoPifuConfig()
-    assert default.latent_shape == (32, 48, 32)
+    assert default.latent_shape == (32, 48, 32) and default.output_grid == default.grid
+    assert PRESETS["small"].output_grid == (64, 96, 64)  # the CPU's: half the grid, the same box
+    half = GeoPifuNet(_config(coarse_upsample=2))
+    assert half.coarse.occupancy(half.coarse(image)[-1]).shape == (2, z // 2, y // 2, x // 2)
     assert (default.volume_channels * 7 + default.channels + 1, *default.mlp) == (313, 1024, 512, 256, 128)
 
 

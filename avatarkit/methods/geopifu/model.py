@@ -7,8 +7,8 @@
   conv, then residual blocks and two poolings), ``coarse_stacks`` hourglasses; each stack's
   2D features (``volume_channels * Z / 4`` channels) are lifted into a latent volume
   (``volume_channels``, Z/4, Y/4, X/4) refined by a small 3D U-Net and fed back into the next
-  stack. A head upsamples a latent volume x4 (trilinear) and gives occupancy at the grid's
-  resolution: 3x3x3 conv, norm, LeakyReLU(0.2), 1x1x1 conv, sigmoid.
+  stack. A head upsamples a latent volume x4 (trilinear; ``coarse_upsample``) and gives
+  occupancy at the grid's resolution: 3x3x3 conv, norm, LeakyReLU(0.2), 1x1x1 conv, sigmoid.
 - Query network (stage 2): PIFu's stacked hourglass and occupancy MLP; each point's MLP input
   is the last stack's latent volume sampled trilinearly at the point and at six points
   ``displacement`` away (7 x ``volume_channels``: Geo-PIFu's early fusion with
@@ -80,6 +80,7 @@ class CoarseVolumeNet(nn.Module):
         self.latent = (Z // 4, Y // 4, X // 4)
         flat = vc * self.latent[0]
         self.volume_channels = vc
+        self.upsample = int(config.coarse_upsample)
         self.stem = nn.Sequential(
             nn.Conv2d(3, s, 7, stride=2, padding=3),
             nn.GroupNorm(_groups(s), s),
@@ -121,8 +122,11 @@ class CoarseVolumeNet(nn.Module):
         return volumes
 
     def occupancy(self, latent) -> torch.Tensor:
-        """(B, Z, Y, X) occupancy in [0, 1] of a latent volume (B, C, Z/4, Y/4, X/4)."""
-        up = F.interpolate(latent, scale_factor=4, mode="trilinear", align_corners=False)
+        """(B, Z, Y, X) occupancy in [0, 1] of a latent volume (B, C, Z/4, Y/4, X/4) (at
+        ``coarse_upsample`` times the latent's resolution: the grid's by default)."""
+        up = latent
+        if self.upsample > 1:
+            up = F.interpolate(latent, scale_factor=self.upsample, mode="trilinear", align_corners=False)
         return self.classify(up)[:, 0]
 
 

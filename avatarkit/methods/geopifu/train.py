@@ -169,11 +169,12 @@ class GeoPifuMethod(PifuMethod):
         return loss, {"volume_iou": score}  # type: ignore[return-value]
 
     def target_volume(self, b: dict) -> torch.Tensor:
-        """(B, Z, Y, X) occupancy each view's volume should predict, from the world voxels."""
+        """(B, Z, Y, X) occupancy each view's volume should predict, from the world voxels (at
+        the predicted volume's resolution, :attr:`GeoPifuConfig.output_grid`)."""
         size = b["image"].shape[-1]
         return V.view_occupancy(
             b["voxels"], b["voxel_origin"], b["voxel_pitch"], b["K"], b["world_to_cam"], b["orthographic"],
-            b["depth_center"], size, self.config.grid,
+            b["depth_center"], size, self.config.output_grid,
         )  # fmt: skip
 
     def _forward(self, model, b: dict) -> list[torch.Tensor]:
