@@ -110,8 +110,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(pifu_data, geopifu_data, tmp_
     _refused(r, out, "geopifu run", "pifu run")
 
 
-@pytest.mark.slow  # two processes on 2 shared cores
-@pytest.mark.timeout(700)
+@pytest.mark.timeout(700)  # two processes: ~30 s on 2 shared cores
 def test_two_processes_train_both_stages_as_one_with_twice_the_batch(pifu_data, geopifu_data, tmp_path):
     """torchrun (gloo, CPU) through both stages: each step leaves one network without gradients,
     which DDP is told (the method's unused_parameters); the run equals one process with both
