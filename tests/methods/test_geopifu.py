@@ -208,3 +208,34 @@ def test_each_stage_has_its_own_learning_rate_schedule():
     rates = {step: schedule.apply(optimizer, step) for step in (0, 19, 20, 39, 40, 69, 70, 99)}
     assert rates == pytest.approx({0: 1, 19: 1, 20: 0.1, 39: 0.1, 40: 1, 69: 1, 70: 0.1, 99: 0.1})
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_geopifu_renders_and_voxels_give_the_voxels_back_exactly(pifu_data):
+    """``render --preset geopifu`` views are the front faces of the ``voxelize --preset geopifu``
+    box (as in Geo-PIFu): each view's target volume is then the voxels file itself, turned to
+    face that view, voxel for voxel (here on a 16 x 32 x 16 grid)."""
+    from unittest import mock
+
+    from avatarkit.geometry import voxelize as vox
+    from avatarkit.io.meshfile import load_mesh
+    from avatarkit.methods.image_data import fit_input
+    from avatarkit.render.rigs import geopifu_rig
+
+    mesh = load_mesh(pifu_data / "meshes" / "human_0001.h5")
+    with mock.patch.object(vox, "GEOPIFU_SHAPE", (16, 32, 16)):
+        voxels = vox.voxelize(mesh, vox.plan_grid(mesh, preset="geopifu"))
+        rig = geopifu_rig(mesh, height=96, yaws=(0.0, 90.0, 180.0, 270.0))
+    occ = torch.from_numpy(voxels.occupancy.astype(np.uint8))
+    size, grid = 48, (16, 32, 16)  # 48 x 96 views (the grid's 1:2) fit 48 x 48 inputs exactly (24 columns)
+    assert (rig.width, rig.height) == (48, 96)
+    for view in range(4):
+        _, _, K = fit_input(torch.zeros(3, 96, 48), torch.zeros(1, 96, 48), rig.K[view], size)
+        depth = torch.tensor([float(rig.subset(view).target_depths()[0])])
+        target = V.view_occupancy(
+            occ[None], torch.tensor(voxels.origin, dtype=torch.float32)[None], torch.tensor([voxels.pitch]),
+            torch.as_tensor(K, dtype=torch.float32)[None], torch.as_tensor(rig.world_to_cam[view], dtype=torch.float32)[None],
+            True, depth, size, grid,
+        )[0]  # fmt: skip
+        assert target.sum() == occ.sum()  # every voxel, once
+        if view == 0:  # from the front (+Z): volume x is world +x, y is -y, depth is -z
+            assert torch.equal(target, occ.flip(1, 2).permute(2, 1, 0).float())
