@@ -74,8 +74,7 @@ def test_the_head_pipeline_runs_at_a_cpu_size(tmp_path):
     assert (tmp_path / "scene" / "subsets.json").is_file() and (tmp_path / "fit.preview.png").is_file()
 
 
-@pytest.mark.slow  # about 2.5 min on 2 shared cores: voxels at Geo-PIFu's full 128 x 192 x 128 grid
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(900)  # about a minute on 2 shared cores (voxels at Geo-PIFu's full grid)
 def test_geopifu_pipeline_trains_both_stages_and_scores_the_held_out_person(tmp_path):
     from avatarkit.evaluate.chamfer import PROTOCOLS
     from avatarkit.geometry.sample_sdf import PRESETS as SAMPLING
