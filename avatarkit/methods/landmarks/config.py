@@ -68,9 +68,9 @@ class LandmarksConfig(TrainConfig):
     """Weight of the presence score's binary cross-entropy."""
     val_crops: int = 384
     """Held-out crops and photos drawn (fixed) for each validation."""
-    box_threshold: float = 0.3
-    """Detection: least box-network centre score for a candidate face."""
-    presence_threshold: float = 0.5
+    box_threshold: float = 0.2
+    """Detection: least box-network centre score for a candidate face (none: no face)."""
+    presence_threshold: float = 0.9
     """Detection: least presence score of a face's refined crop to report it."""
 
     def check(self) -> None:

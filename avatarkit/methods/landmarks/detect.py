@@ -4,7 +4,8 @@ the built-in network (weights shipped in ``weights/``), a ``train landmarks`` ru
 The network's detection of one photo (:class:`NetworkDetector`):
 
 1. the photo letterboxed (grey bands) into the box network's square: face centres (peaks of
-   its heatmap, at most :data:`CANDIDATES`, score at least ``box_threshold``) and sizes;
+   its heatmap, at most :data:`CANDIDATES`, score at least ``box_threshold``; none: no face)
+   and sizes;
 2. per candidate, an upright crop of :data:`~.scenes.CROP_SIDE` face sizes around the centre
    through the point network: 68 points;
 3. :data:`REFINE` times, a crop centred, scaled and turned by those points (the eye line
@@ -12,7 +13,10 @@ The network's detection of one photo (:class:`NetworkDetector`):
    mirror permutation), giving the points, their confidences and the face's presence score;
 4. the candidate with the highest presence, if at least ``presence_threshold``; else no face.
 
-torch is imported when a detector is loaded, not with this module.
+torch is imported when a detector is loaded, not with this module. On the CPU a detection runs
+on one thread (:data:`THREADS`): these networks are too small for more to help, and on a
+machine shared with other jobs two OpenMP threads made a detection 60 times slower (2.4 s
+against 38 ms).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ CANDIDATES = 3
 """Face centres of the box network tried per photo, best first."""
 REFINE = 2
 """Passes of the point network on crops aligned to its previous points."""
+SIZE_STEP = 1.25
+"""Largest change of the face size from one pass to the next (a factor)."""
+THREADS = 1
+"""torch's CPU threads during a detection (restored after)."""
 
 
 def load_detector(
@@ -97,14 +105,23 @@ def load_run(run: Path, device: str = "cpu") -> NetworkDetector:
     return NetworkDetector(trained.model, trained.config, device, str(run))
 
 
-def export_weights(run: Path, weights: Path, extra: dict[str, Any] | None = None) -> Path:
+def export_weights(
+    run: Path, weights: Path, extra: dict[str, Any] | None = None, thresholds: dict[str, float] | None = None
+) -> Path:
     """Write a run's network as the shipped detector: ``detector.npz`` (float16, BN batch counts
-    dropped) and ``detector.json`` (the config and ``extra``). Returns the npz path."""
+    dropped) and ``detector.json`` (the config, with ``thresholds``: detection thresholds
+    chosen after training, e.g. ``{"presence_threshold": 0.9}``, and ``extra``). Returns the npz
+    path."""
     from avatarkit.io.atomic import atomic_path
-    from avatarkit.methods.configs import to_dict
+    from avatarkit.methods.configs import replace, to_dict
     from avatarkit.methods.registry import load_trained
 
     trained = load_trained(run, "cpu", meshes=False)
+    if thresholds:
+        unknown = set(thresholds) - {"box_threshold", "presence_threshold"}
+        if unknown:
+            raise OptionError(f"not detection thresholds: {', '.join(sorted(unknown))}")
+        trained.config = replace(trained.config, **thresholds)
     arrays = {
         name: value.detach().cpu().numpy().astype(np.float16)
         for name, value in trained.model.state_dict().items()
@@ -130,12 +147,18 @@ class NetworkDetector:
         import torch
 
         image = check_image(image)
-        with torch.inference_mode():
-            best = None
-            for centre, size in self._candidates(image):
-                found = self._refine(image, centre, size)
-                if best is None or found.score > best.score:
-                    best = found
+        threads = torch.get_num_threads()
+        try:
+            if self.device == "cpu" or str(self.device).startswith("cpu"):
+                torch.set_num_threads(THREADS)
+            with torch.inference_mode():
+                best = None
+                for centre, size in self._candidates(image):
+                    found = self._refine(image, centre, size)
+                    if best is None or found.score > best.score:
+                        best = found
+        finally:
+            torch.set_num_threads(threads)
         if best is None or best.score < self.config.presence_threshold:
             return None
         return best
@@ -161,7 +184,7 @@ class NetworkDetector:
         g = heat.shape[-1]
         found: list[tuple[np.ndarray, float]] = []
         for score, index in zip(scores.tolist(), flat.tolist(), strict=True):
-            if score < self.config.box_threshold and found:
+            if score < self.config.box_threshold:
                 break
             iy, ix = divmod(index, g)
             at = (
@@ -170,8 +193,6 @@ class NetworkDetector:
             )
             centre = (at - matrix[:, 2]) / scale
             found.append((centre, float(np.exp(float(out[1, iy, ix]))) * side / scale))
-            if score < self.config.box_threshold:  # nothing above it: the best is tried alone
-                break
         return found
 
     def _points(self, image: np.ndarray, matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,7 +224,10 @@ class NetworkDetector:
         points, confidence, present = self._points(image, [matrix])
         for _ in range(REFINE):
             c, s, angle = S.face_frame(points[0])
-            points, confidence, present = self._points(image, [S.crop_matrix(c, S.CROP_SIDE * s, angle, crop)])
+            # points pulled together (a soft-argmax on a face it does not see well) would shrink
+            # the next crop, and the next: the size moves by a quarter at most per pass
+            size = float(np.clip(s, size / SIZE_STEP, size * SIZE_STEP))
+            points, confidence, present = self._points(image, [S.crop_matrix(c, S.CROP_SIDE * size, angle, crop)])
         p, conf = points[0], confidence[0].copy()
         h, w = image.shape[:2]
         outside = (p[:, 0] < -0.5) | (p[:, 1] < -0.5) | (p[:, 0] > w - 0.5) | (p[:, 1] > h - 0.5)
