@@ -11,7 +11,8 @@ The network's detection of one photo (:class:`NetworkDetector`):
 3. :data:`REFINE` times, a crop centred, scaled and turned by those points (the eye line
    level) through the point network and through it again flipped (the points averaged with the
    mirror permutation), giving the points, their confidences and the face's presence score;
-4. the candidate with the highest presence, if at least ``presence_threshold``; else no face.
+4. the candidate with the highest product of box and presence scores, if its presence is at
+   least ``presence_threshold``; else no face.
 
 torch is imported when a detector is loaded, not with this module. On the CPU a detection runs
 on one thread (:data:`THREADS`): these networks are too small for more to help, and on a
@@ -152,11 +153,11 @@ class NetworkDetector:
             if self.device == "cpu" or str(self.device).startswith("cpu"):
                 torch.set_num_threads(THREADS)
             with torch.inference_mode():
-                best = None
-                for centre, size in self._candidates(image):
+                best, rank = None, -1.0
+                for centre, size, box_score in self._candidates(image):
                     found = self._refine(image, centre, size)
-                    if best is None or found.score > best.score:
-                        best = found
+                    if found.score * box_score > rank:
+                        best, rank = found, found.score * box_score
         finally:
             torch.set_num_threads(threads)
         if best is None or best.score < self.config.presence_threshold:
@@ -165,8 +166,8 @@ class NetworkDetector:
 
     # ------------------------------------------------------------------ passes
 
-    def _candidates(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Face centres (image pixels) and sizes (RMS radii, pixels) from the box network."""
+    def _candidates(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+        """Face centres (image pixels), sizes (RMS radii, pixels) and scores from the box network."""
         import torch
 
         from avatarkit.methods.landmarks.model import STRIDE
@@ -182,7 +183,7 @@ class NetworkDetector:
         peaks = heat * (heat == torch.nn.functional.max_pool2d(heat[None], 3, 1, 1)[0])
         scores, flat = peaks.reshape(-1).topk(CANDIDATES)
         g = heat.shape[-1]
-        found: list[tuple[np.ndarray, float]] = []
+        found: list[tuple[np.ndarray, float, float]] = []
         for score, index in zip(scores.tolist(), flat.tolist(), strict=True):
             if score < self.config.box_threshold:
                 break
@@ -192,7 +193,7 @@ class NetworkDetector:
                 + (STRIDE - 1) / 2
             )
             centre = (at - matrix[:, 2]) / scale
-            found.append((centre, float(np.exp(float(out[1, iy, ix]))) * side / scale))
+            found.append((centre, float(np.exp(float(out[1, iy, ix]))) * side / scale, score))
         return found
 
     def _points(self, image: np.ndarray, matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
