@@ -74,6 +74,33 @@ def test_the_head_pipeline_runs_at_a_cpu_size(tmp_path):
     assert (tmp_path / "scene" / "subsets.json").is_file() and (tmp_path / "fit.preview.png").is_file()
 
 
+@pytest.mark.timeout(600)
+def test_face_pipeline_tracks_a_photo_a_clip_and_scores_a_views_file(tmp_path):
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        FACES="2",
+        VIEWS="2",
+        SIZE="160",
+        TURNTABLE="3",
+        TRACK_ARGS="--landmarks-only",
+    )
+    done = subprocess.run(
+        ["bash", str(ROOT / "examples" / "face_pipeline.sh"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mm to the true head" in done.stdout
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert fit["landmarks"] == "builtin" and fit["frames"] == 2
+    assert fit["score_mm"]["median"] < 5.0  # the detector's landmarks put the face in place
+    assert (tmp_path / "photo_face.preview.png").is_file()
+    assert (tmp_path / "turntable" / "photo_face.h5").is_file()
+
+
 @pytest.mark.timeout(900)  # about a minute on 2 shared cores (voxels at Geo-PIFu's full grid)
 def test_geopifu_pipeline_trains_both_stages_and_scores_the_held_out_person(tmp_path):
     from avatarkit.evaluate.chamfer import PROTOCOLS
