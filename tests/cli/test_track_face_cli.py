@@ -130,6 +130,7 @@ def test_landmarks_that_cannot_be_met_are_reported_not_trusted(portraits, tmp_pa
 def test_bad_input_is_one_line_and_writes_nothing(portraits, tmp_path):
     photo = write_png(tmp_path / "photo.png", portraits["rgb"][0])
     small = write_png(tmp_path / "small.png", portraits["rgb"][0][:80])
+    blank = write_png(tmp_path / "blank.png", np.full((120, 90, 3), 128, np.uint8))
     np.save(tmp_path / "lm.npy", portraits["points"][0])
     np.save(tmp_path / "ten.npy", portraits["points"][0][:10])
     np.save(tmp_path / "far.npy", portraits["points"][0] + 1000)
@@ -141,6 +142,7 @@ def test_bad_input_is_one_line_and_writes_nothing(portraits, tmp_path):
     lm = ("--landmarks", tmp_path / "lm.npy")
     cases = [
         ((tmp_path / "absent.jpg", "-o", out), "no such file"),
+        ((blank, "-o", out), "no face found"),
         ((photo, small, "-o", out, *lm), "share one size"),
         ((junk_video, "-o", out, *lm), "cannot be decoded"),
         ((photo, "-o", out, "--landmarks", tmp_path / "ten.npy"), "68"),
