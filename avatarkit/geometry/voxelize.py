@@ -37,8 +37,9 @@ SIGNS = ("winding", "parity")
 GEOPIFU_SHAPE = (128, 192, 128)
 GEOPIFU_MARGIN = 0.15
 GRID_PRESETS = ("geopifu",)
-"""Geo-PIFu (after DeepHuman) voxelizes a mesh normalised to fit its box with a 15% margin:
-heights in [-0.5, 0.5] * 0.85 on 192 voxels of 1/192, widths and depths on 128."""
+"""Geo-PIFu (after DeepHuman) voxelizes a mesh normalised into its box with a 15% margin, centred
+on its vertex mean: heights within [-0.5, 0.5] * 0.85 on 192 voxels of 1/192, widths and depths
+on 128."""
 
 BYTES_PER_VOXEL = 4
 """Peak bytes per voxel while voxelizing (the scanline buffer, its boolean copy, the result)."""
@@ -76,9 +77,10 @@ def plan_grid(
         pitch: voxel edge, metres (instead of ``resolution``).
         bounds: (6,) box min xyz, max xyz, metres; default the mesh's bounding box grown by
             ``margin`` times its longest side on every side.
-        preset: ``geopifu``: 128 x 192 x 128 voxels (x, y, z), centred on the mesh's
-            bounding box, the pitch chosen so the mesh fills 85% of the box's height or of its
-            width/depth, whichever binds first (Geo-PIFu's normalisation, in metres).
+        preset: ``geopifu``: 128 x 192 x 128 voxels (x, y, z), centred on the mesh's vertex
+            mean, the pitch chosen so that the vertex farthest from it along any axis, on either
+            side, reaches 85% of the box's half-size there (the smallest of Geo-PIFu's six
+            ratios in ``voxelization_normalization``; in metres).
 
     Raises:
         OptionError: both or neither of resolution and pitch, non-positive values, bounds
@@ -92,11 +94,11 @@ def plan_grid(
         if resolution is not None or pitch is not None or bounds is not None:
             raise OptionError("--preset geopifu fixes the grid; drop --resolution, --pitch and --bounds")
         shape = np.array(GEOPIFU_SHAPE)
-        fit = (hi - lo) / (shape * (1.0 - GEOPIFU_MARGIN))
-        step = float(fit.max())
+        center = mesh.vertices.astype(np.float64).mean(axis=0)  # Geo-PIFu centres on the vertex mean
+        reach = np.maximum(hi - center, center - lo)  # and the farthest side from it on each axis binds
+        step = float((reach / (0.5 * shape * (1.0 - GEOPIFU_MARGIN))).max())
         if not step > 0:
             raise OptionError("the mesh has no extent to fit into the Geo-PIFu box")
-        center = 0.5 * (lo + hi)
         return Grid(center - 0.5 * shape * step, step, tuple(int(s) for s in shape))
     if (resolution is None) == (pitch is None):
         raise OptionError("give one of --resolution and --pitch")

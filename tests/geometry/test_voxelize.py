@@ -120,6 +120,15 @@ def test_resolution_pitch_bounds_and_geopifu_grids():
     assert g.pitch == pytest.approx(1.8 / (192 * 0.85))  # height binds: 85% of 192 voxels
     center = g.origin + 0.5 * np.array(g.shape) * g.pitch
     assert np.allclose(center, [0, 0.9, 0])
+    # Geo-PIFu centres on the vertex mean, not the box's middle, and fits the farther side
+    cone = trimesh.creation.cone(radius=0.3, height=1.5, sections=64)  # most vertices at its base
+    mesh = Mesh(np.asarray(cone.vertices)[:, [0, 2, 1]], cone.faces[:, [0, 2, 1]])
+    g = plan_grid(mesh, preset="geopifu")
+    center = g.origin + 0.5 * np.array(g.shape) * g.pitch
+    mean = mesh.vertices.mean(axis=0)
+    assert np.allclose(center, mean, atol=1e-6) and mean[1] < 0.1  # the mean sits near the base
+    top = mesh.vertices[:, 1].max() - mean[1]  # the apex, far above the mean, binds
+    assert g.pitch == pytest.approx(top / (0.5 * 192 * 0.85))
     for kwargs, needle in [
         ({}, "one of --resolution and --pitch"),
         ({"resolution": 10, "pitch": 0.1}, "one of"),

@@ -171,9 +171,10 @@ def test_stages_split_the_steps_and_the_config_checks():
 
 def test_the_target_volume_lines_up_with_the_views_silhouette(pifu_data, geopifu_data):
     """The voxels a view's volume should predict, seen along its depth, cover the person's mask in
-    that view (views of the rig, through the training data's own path). The tiny files' 6 cm
-    voxels lose thin arms (voxel centres outside them) and grow the rest by up to half a voxel:
-    the bars leave room for that, not for a volume off by a few voxels."""
+    that view (views of the rig, through the training data's own path). The tiny files' 6-7 cm
+    voxels (Geo-PIFu's box, centred on the vertex mean and sized by the farther side from it) lose
+    thin arms (voxel centres outside them) and grow the rest by up to half a voxel: the bars leave
+    room for that, not for a volume off by a few voxels."""
     from avatarkit.methods.geopifu.train import GeoPifuMethod
 
     config = _config(grid=(32, 64, 32), flip=False, scale_jitter=0.0, shift_jitter=0.0)
@@ -193,7 +194,7 @@ def test_the_target_volume_lines_up_with_the_views_silhouette(pifu_data, geopifu
             coarse = F.adaptive_avg_pool2d(crop[None, None], seen.shape)[0, 0] > 0.5
             precision = float((seen & coarse).sum() / seen.sum())
             iou = float((seen & coarse).sum() / (seen | coarse).sum())
-            assert precision > 0.8 and iou > 0.65, (view, precision, iou)
+            assert precision > 0.8 and iou > 0.6, (view, precision, iou)
     finally:
         method.close()
 
