@@ -9,7 +9,9 @@ own: no import state, cache or thread pool carries over from one benchmark to th
 
 Peers that are not avatarkit dependencies are installed by hand: ``landmarks`` compares with
 dlib (``pip install dlib-bin face_recognition_models``; ``REAL_PHOTOS=DIR`` adds insightface's
-sample photos) and measures only our side without it.
+sample photos) and measures only our side without it. ``geopifu`` (PIFu against Geo-PIFu, trained
+for the same wall clock on the same people; sized by ``PEOPLE``, ``TEST``, ``SIZE``, ``SECONDS``,
+``RESOLUTION``, ``CONFIG``, ``TRAIN_ARGS``) takes minutes per method, like ``head``.
 """
 
 from __future__ import annotations
