@@ -10,6 +10,7 @@ import dataclasses
 
 from avatarkit.errors import OptionError
 from avatarkit.methods.configs import at_least_one
+from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
 from avatarkit.methods.pifu.config import PifuConfig
 
 STAGES = ("coarse", "query", "both")
@@ -110,30 +111,13 @@ PRESETS: dict[str, GeoPifuConfig] = {
         lr_decay_at=(0.18, 0.51, 0.89),  # the query stage: --schedule 8 23 40 of 45 epochs (train_query)
     ),
     "small": GeoPifuConfig(
-        stacks=2,
-        channels=64,
-        hourglass_depth=2,
-        stem_channels=32,
-        mlp=(256, 128, 64),
-        image_size=256,
-        points=2048,
-        batch_size=4,
-        optimizer="adam",
-        lr=1e-3,
-        depth_scale=0.25,
+        **{f.name: getattr(PIFU_PRESETS["small"], f.name) for f in dataclasses.fields(PifuConfig)},
         coarse_lr_decay_at=(0.6, 0.8),  # each stage decays as PIFu's small run does
         volume_channels=4,
         coarse_upsample=2,  # predicts 64 x 96 x 64: at the full grid its head was 9/10 of a CPU step (13 of 14 s)
         coarse_stacks=2,
         coarse_channels=64,
         coarse_stem_channels=32,
-        max_steps=2000,
-        val_every=250,
-        mesh_every=250,
-        checkpoint_every=250,
-        log_every=25,
-        image_every=250,
-        val_resolution=64,
     ),
 }
 """Named starting points for ``--config``; options given on the command line change them.
