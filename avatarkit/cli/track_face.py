@@ -97,14 +97,10 @@ def track_face(
     """
     import time
 
-    import numpy as np
-
     from avatarkit.cli.progress import Progress
     from avatarkit.device import resolve_device
     from avatarkit.errors import OptionError
-    from avatarkit.fitting.face import FaceFitConfig
-    from avatarkit.fitting.track import projected_truth, truth_landmarks
-    from avatarkit.fitting.track import track_face as track
+    from avatarkit.fitting.track import TrackRequest, summary, track_request
     from avatarkit.io.formats import is_hdf5
     from avatarkit.io.frames import read_frames
     from avatarkit.io.outputs import check_outputs
@@ -121,108 +117,41 @@ def track_face(
     check_outputs(outputs, [*inputs, landmark_file, truth, flame_model, detector_model], "face", overwrite)
     frames = read_frames(inputs, stride, max_frames)
     device = resolve_device(device)
-    truth_pair = _read_truth(truth if truth is not None else frames.truth, explicit=truth is not None)
-    if landmarks == "truth" and truth_pair is None:
-        raise OptionError("--landmarks truth needs a views file of a head whose mesh is found, or --truth MESH")
-    if landmarks == "truth" and frames.cameras is None:
-        raise OptionError("--landmarks truth needs a views file (its cameras project the truth)")
-    if same_person is None:
-        same_person = frames.kind in ("video", "views")
-    given, source, finder = None, "", None
-    if landmark_file is not None:  # read before the model loads: a bad file is refused at once
-        from avatarkit.io.face_landmarks import read_face_landmarks
-
-        sizes = [(frames.images.shape[2], frames.images.shape[1])] * len(frames)
-        given, source = read_face_landmarks(landmark_file, sizes, frames.names), "file"
-    elif landmarks is None:
+    finder = None
+    if landmarks is None:
         from avatarkit.methods.landmarks.detect import load_detector
 
         finder = load_detector(detector, device, detector_model)
-
-    from avatarkit.parametric.face import load_face_model
-
-    face_model = load_face_model(model, flame_model=flame_model, flame_landmarks=flame_landmarks, device=device)
-    anny_model = face_model if model == "anny" or truth_pair is None else load_face_model("anny", device=device)
-    if landmarks == "truth":
-        assert truth_pair is not None and frames.cameras is not None
-        points = truth_landmarks(truth_pair[0], truth_pair[1], anny_model)
-        given = projected_truth(frames, frames.cameras, points, landmark_noise, seed)
-        source = "truth" + (f" + {landmark_noise:g} px noise" if landmark_noise else "")
-    config = FaceFitConfig(photometric_steps=FaceFitConfig.photometric_steps if photometric else 0,
-                           time_budget=time_budget)  # fmt: skip
-    reporter = Progress(quiet or json, 10, label="fit")
-    started = time.perf_counter()
-    tracked = track(
-        frames, face_model, landmarks=given, detector=finder, landmark_source=source, same_person=same_person,
-        focal_mm=focal_mm, focal=focal, config=config, device=device, truth=truth_pair, anny_model=anny_model,
-        model_name=model, model_file=str(flame_model or ""), reporter=reporter,
+    request = TrackRequest(
+        model=model, flame_model=flame_model, flame_landmarks=flame_landmarks, landmarks=landmarks,
+        landmark_noise=landmark_noise, same_person=same_person, focal_mm=focal_mm, focal=focal,
+        photometric=photometric, time_budget=time_budget, truth=truth, seed=seed,
     )  # fmt: skip
+    started = time.perf_counter()
+    tracked = track_request(frames, request, finder, device, Progress(quiet or json, 10, label="fit"))
     seconds = time.perf_counter() - started
     written = _write(tracked.track, frames.images, output, preview_file if preview else None, device, inputs)
+    report = {"written": [str(p) for p in written], **summary(tracked, seconds)}
     fit = tracked.track
-    summary: dict = {
-        "written": [str(p) for p in written],
-        "frames": len(fit),
-        "model": model,
-        "landmarks": fit.attrs["landmark_source"],
-        "same_person": same_person,
-        "focal": fit.attrs["focal"],
-        "focal_px": [round(float(k), 2) for k in fit.K[:, 0, 0]],
-        "landmark_error_px": [round(float(e), 3) for e in fit.landmark_error_px],
-        "converged": [bool(c) for c in fit.converged],
-        "stopped": fit.attrs["stopped"],
-        "seconds": round(seconds, 2),
-        "seconds_per_frame": round(seconds / len(fit), 2),
-    }
-    if fit.photometric_residual is not None:
-        summary["photometric_residual"] = [round(float(r), 4) for r in fit.photometric_residual]
-    if tracked.scores is not None:
-        from avatarkit.evaluate.face_truth import summarise
-
-        summary["truth"] = str(truth_pair[1]) if truth_pair else None
-        summary["score_mm"] = {k: round(float(v), 4) for k, v in summarise(tracked.scores).items()}
-        summary["score_mm_per_frame"] = [
-            {"median": round(s.median, 4), "mean": round(s.mean, 4)} for s in tracked.scores
-        ]  # fmt: skip
-        assert tracked.truth_landmark_px is not None
-        summary["truth_landmark_px"] = [round(float(e), 3) for e in tracked.truth_landmark_px]
     bad = [name for name, ok in zip(fit.frame_names, fit.converged, strict=True) if not ok]
     if bad:
-        worst = float(np.max(fit.landmark_error_px[~fit.converged]))
+        worst = max(e for e, ok in zip(report["landmark_error_px"], report["converged"], strict=True) if not ok)
         console.warning(
             f"{len(bad)} of {len(fit)} frames did not converge (first: {bad[0]}; landmark residual up to "
             f"{worst:.1f} px, kept in {output} /residuals): check the landmarks"
         )
     if json:
-        console.emit_json(summary)
+        console.emit_json(report)
     else:
-        score = ""
-        if "score_mm" in summary:
-            score = f"; against the truth: median {summary['score_mm']['median']:.2f} mm"
+        score = f"; against the truth: median {report['score_mm']['median']:.2f} mm" if "score_mm" in report else ""
+        residual = sum(report["landmark_error_px"]) / len(fit)
         console.info(
-            f"tracked {len(fit)} frame{'s' * (len(fit) != 1)} in {seconds:.1f} s (landmarks: "
-            f"{summary['landmarks']}; residual {float(np.mean(fit.landmark_error_px)):.2f} px{score}); "
-            f"wrote {', '.join(summary['written'])}",
+            f"tracked {len(fit)} frame{'s' * (len(fit) != 1)} in {seconds:.1f} s (landmarks: {report['landmarks']}; "
+            f"residual {residual:.2f} px{score}); wrote {', '.join(report['written'])}",
             quiet,
         )
     if fit.attrs["stopped"] == "interrupted":
         raise typer.Exit(130)
-
-
-def _read_truth(path: Path | None, explicit: bool):
-    """(mesh, path) of the true head, or None: a --truth that cannot be read is an error; a
-    views file's recorded source that is not a mesh file is passed over."""
-    from avatarkit.errors import AvatarkitError
-    from avatarkit.io.meshfile import load_mesh
-
-    if path is None:
-        return None
-    try:
-        return load_mesh(path), path
-    except AvatarkitError:
-        if explicit:
-            raise
-        return None
 
 
 def _write(track, images, output: Path, preview: Path | None, device: str, inputs: list[Path]) -> list[Path]:

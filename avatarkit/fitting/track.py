@@ -41,6 +41,8 @@ class Tracked:
     scores: list[FaceScore] | None = None
     truth_landmark_px: np.ndarray | None = None
     """(N,) mean distance of the fitted 2D points to the truth's projected points, pixels."""
+    truth_path: Path | None = None
+    """The true head's file, when the fit was scored."""
 
 
 def photo_cameras(n: int, width: int, height: int, focal_mm: float) -> Cameras:
@@ -164,6 +166,7 @@ def track_face(
     result = Tracked(track, fit, detections)
     if truth is not None:
         mesh, path = truth
+        result.truth_path = path
         region = (mesh.regions or {}).get("face")
         if region is None or not len(region):
             raise MeshError("the truth has no face region (/regions/face) to score", path)
@@ -215,3 +218,111 @@ def _pack(fit: FaceFit, frames: Frames, model, landmarks, source: str, same_pers
             "seconds": float(fit.seconds),
         },
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackRequest:
+    """What ``track-face`` was asked, beside its frames (see :func:`track_request`)."""
+
+    model: str = "anny"
+    flame_model: Path | None = None
+    flame_landmarks: Path | None = None
+    landmarks: str | None = None
+    """A landmark file's path, ``truth``, or None (the detector finds them)."""
+    landmark_noise: float = 0.0
+    same_person: bool | None = None
+    """None: one person for a video and a views file, else one per frame."""
+    focal_mm: float | None = None
+    focal: str | None = None
+    photometric: bool = True
+    time_budget: float = 0.0
+    truth: Path | None = None
+    """The true head to score against (default: a views file's recorded source mesh)."""
+    seed: int = 0
+
+
+def read_truth(path: Path | None, explicit: bool) -> tuple[Mesh, Path] | None:
+    """(mesh, path) of the true head, or None: a ``--truth`` that cannot be read is an error; a
+    views file's recorded source that is not a mesh file is passed over."""
+    from avatarkit.errors import AvatarkitError
+    from avatarkit.io.meshfile import load_mesh
+
+    if path is None:
+        return None
+    try:
+        return load_mesh(path), path
+    except AvatarkitError:
+        if explicit:
+            raise
+        return None
+
+
+def track_request(
+    frames: Frames,
+    request: TrackRequest,
+    detector: LandmarkDetector | None = None,
+    device: str = "cpu",
+    reporter: Reporter | None = None,
+) -> Tracked:
+    """``track-face``'s whole core: the truth, the landmarks (a file read before the model loads,
+    the truth's projection, or ``detector``), the face model, and :func:`track_face`."""
+    from avatarkit.errors import OptionError
+    from avatarkit.parametric.face import load_face_model
+
+    r = request
+    truth = read_truth(r.truth if r.truth is not None else frames.truth, explicit=r.truth is not None)
+    if r.landmarks == "truth" and truth is None:
+        raise OptionError("--landmarks truth needs a views file of a head whose mesh is found, or --truth MESH")
+    if r.landmarks == "truth" and frames.cameras is None:
+        raise OptionError("--landmarks truth needs a views file (its cameras project the truth)")
+    same_person = r.same_person if r.same_person is not None else frames.kind in ("video", "views")
+    given, source = None, ""
+    if r.landmarks not in (None, "truth"):  # read before the model loads: a bad file is refused at once
+        from avatarkit.io.face_landmarks import read_face_landmarks
+
+        sizes = [(frames.images.shape[2], frames.images.shape[1])] * len(frames)
+        given, source = read_face_landmarks(Path(str(r.landmarks)), sizes, frames.names), "file"
+    model = load_face_model(r.model, flame_model=r.flame_model, flame_landmarks=r.flame_landmarks, device=device)
+    anny = model if r.model == "anny" or truth is None else load_face_model("anny", device=device)
+    if r.landmarks == "truth":
+        assert truth is not None and frames.cameras is not None
+        points = truth_landmarks(truth[0], truth[1], anny)
+        given = projected_truth(frames, frames.cameras, points, r.landmark_noise, r.seed)
+        source = "truth" + (f" + {r.landmark_noise:g} px noise" if r.landmark_noise else "")
+    config = FaceFitConfig(
+        photometric_steps=FaceFitConfig.photometric_steps if r.photometric else 0, time_budget=r.time_budget
+    )
+    return track_face(
+        frames, model, landmarks=given, detector=detector, landmark_source=source, same_person=same_person,
+        focal_mm=r.focal_mm, focal=r.focal, config=config, device=device, truth=truth, anny_model=anny,
+        model_name=r.model, model_file=str(r.flame_model or ""), reporter=reporter,
+    )  # fmt: skip
+
+
+def summary(tracked: Tracked, seconds: float) -> dict:
+    """``track-face --json``'s figures of a fit (and of its score, when the truth was known)."""
+    from avatarkit.evaluate.face_truth import summarise
+
+    fit = tracked.track
+    out: dict = {
+        "frames": len(fit),
+        "model": fit.model,
+        "landmarks": fit.attrs["landmark_source"],
+        "same_person": bool(fit.attrs["same_person"]),
+        "focal": fit.attrs["focal"],
+        "focal_px": [round(float(k), 2) for k in fit.K[:, 0, 0]],
+        "landmark_error_px": [round(float(e), 3) for e in fit.landmark_error_px],
+        "converged": [bool(c) for c in fit.converged],
+        "stopped": fit.attrs["stopped"],
+        "seconds": round(seconds, 2),
+        "seconds_per_frame": round(seconds / len(fit), 2),
+    }
+    if fit.photometric_residual is not None:
+        out["photometric_residual"] = [round(float(r), 4) for r in fit.photometric_residual]
+    if tracked.scores is not None:
+        out["truth"] = str(tracked.truth_path)
+        out["score_mm"] = {k: round(float(v), 4) for k, v in summarise(tracked.scores).items()}
+        out["score_mm_per_frame"] = [{"median": round(s.median, 4), "mean": round(s.mean, 4)} for s in tracked.scores]
+        assert tracked.truth_landmark_px is not None
+        out["truth_landmark_px"] = [round(float(e), 3) for e in tracked.truth_landmark_px]
+    return out
