@@ -88,6 +88,16 @@ class Distributed:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
+    def most(self, value: float) -> float:
+        """The largest of ``value`` over the ranks (the time spent, so every rank decides alike)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
+
     def barrier(self) -> None:
         if self.world > 1:
             import torch.distributed as dist
@@ -235,8 +245,13 @@ def train(
         with StopRequest() as stop, _worker_errors():
             t_last = time.perf_counter()
             for batch in method.loader(step, config.max_steps, dist.rank, dist.world, workers):
-                spent = trained_before + time.perf_counter() - started
-                lr = schedule.apply(optimizer, step, spent / config.max_time if config.max_time else 0.0)
+                # the share of the time budget spent, the same on every rank (a schedule may start a stage by it)
+                fraction = (
+                    dist.most(trained_before + time.perf_counter() - started) / config.max_time
+                    if config.max_time
+                    else 0.0
+                )
+                lr = schedule.apply(optimizer, step, fraction)
                 with torch.autocast(dist.device.type, dtype=amp_dtype, enabled=use_amp):
                     loss, logs = method.loss(trained, batch)
                 optimizer.zero_grad(set_to_none=True)

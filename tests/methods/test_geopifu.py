@@ -240,3 +240,30 @@ def test_geopifu_renders_and_voxels_give_the_voxels_back_exactly(pifu_data):
         assert target.sum() == occ.sum()  # every voxel, once
         if view == 0:  # from the front (+Z): volume x is world +x, y is -y, depth is -z
             assert torch.equal(target, occ.flip(1, 2).permute(2, 1, 0).float())
+
+
+def test_a_time_budget_starts_the_query_stage_at_its_share_of_the_time():
+    """Under --max-time, stage 2 begins once coarse_share of the time is spent even if the
+    coarse stage's steps are not done (else a time-bound run never trains the query network),
+    and the query stage's own schedule counts from the step it began at."""
+    from avatarkit.methods.geopifu.train import StageSchedule
+
+    config = _config(max_steps=1000, coarse_share=0.4, lr=1.0, lr_decay=0.1, max_time=100.0)
+    config = replace(config, coarse_lr_decay_at=(0.5,), lr_decay_at=(0.5,))
+    schedule = StageSchedule(config)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    assert schedule.apply(optimizer, 0, 0.0) == 1 and schedule.coarse(0)
+    assert schedule.apply(optimizer, 5, 0.25) == pytest.approx(0.1)  # half the coarse share of time: decayed
+    assert schedule.coarse(5) and schedule.query_from is None
+    assert schedule.apply(optimizer, 9, 0.41) == 1  # time's share spent at step 9 of 400: stage 2, fresh rate
+    assert schedule.query_from == 9 and not schedule.coarse(9) and schedule.coarse(8)
+    assert schedule.apply(optimizer, 10, 0.5) == 1
+    assert schedule.apply(optimizer, 11, 0.71) == pytest.approx(0.1)  # half of the query's share of time
+    # a resumed run keeps the step its stage 2 began at
+    resumed = StageSchedule(config, query_from=9)
+    assert not resumed.coarse(12) and resumed.apply(optimizer, 12, 0.0) == 1
+    # without a budget the steps decide, as before
+    steps_only = StageSchedule(replace(config, max_time=0.0))
+    assert steps_only.apply(optimizer, 399) == pytest.approx(0.1) and steps_only.coarse(399)
+    steps_only.apply(optimizer, 400)
+    assert steps_only.query_from == 400

@@ -22,11 +22,11 @@ class GeoPifuConfig(PifuConfig):
     the volume's latent 3D features (stage 2)."""
 
     stage: str = "both"
-    """What the run trains: coarse (the volume network, on the voxels files), query (the query network, on the samples, beside a trained volume network: --coarse-run or a resumed run that trained it), both (coarse for coarse_share of max_steps, then query)."""
+    """What the run trains: coarse (the volume network, on the voxels files), query (the query network, on the samples, beside a trained volume network: --coarse-run or a resumed run that trained it), both (coarse for coarse_share of max_steps, or of max_time when that comes first, then query)."""
     coarse_run: str | None = None
     """A geopifu run (folder or checkpoint) whose trained volume network the query stage starts from (Geo-PIFu's --deepVoxelsDir from test_shape_coarse)."""
     coarse_share: float = 0.45
-    """Share of max_steps spent on the coarse stage with --stage both (Geo-PIFu: 30 epochs at batch 30, then 45 at batch 36)."""
+    """Share of max_steps (or of max_time, whichever ends first) spent on the coarse stage with --stage both (Geo-PIFu: 30 epochs at batch 30, then 45 at batch 36)."""
     coarse_lr_decay_at: tuple[float, ...] = (0.27, 0.77)
     """Fractions of the coarse stage's steps at which its learning rate is multiplied by lr_decay (Geo-PIFu's --schedule 8 23 of 30 epochs); lr_decay_at is the query stage's, counted from its own start."""
     finetune_coarse: bool = False

@@ -14,9 +14,11 @@ on the shared image-method layer) with a third data input, the voxels, and two s
 - Stage 2, query: PIFu's loss (mean squared error of every stack's occupancy, Geo-PIFu's
   ``occupancy_loss_type`` mse) with the latent volume of the (fixed, unless
   ``finetune_coarse``) volume network.
-- ``--stage both`` runs stage 1 for ``coarse_share`` of the steps, then stage 2. The step a
-  loss belongs to is counted from the loader's first step, so a resumed run picks the stage up
-  where it was.
+- ``--stage both`` runs stage 1 for ``coarse_share`` of the steps, then stage 2; under a
+  ``--max-time`` budget stage 2 also starts once ``coarse_share`` of the time is spent, whichever
+  comes first (:class:`StageSchedule`), so a time-bound run trains both networks. The step stage
+  2 began at is saved with the run (``query_from``), so a resumed run picks the stage up where
+  it was.
 
 Validation scores the query network once it has trained; before that, the volume's occupancy
 at the held-out points (and its mesh as ``val/coarse_chamfer_cm``, which does not pick
@@ -91,6 +93,7 @@ class GeoPifuMethod(PifuMethod):
         super().__init__(config, restored, **data)
         self._step = 0
         self._coarse_weights: dict[str, torch.Tensor] | None = None
+        self.schedule = StageSchedule(config, self.restored.get("query_from"))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ setup
 
@@ -121,7 +124,11 @@ class GeoPifuMethod(PifuMethod):
 
     def state(self) -> RunState:
         trained = self.config.stage != "query" or self.config.coarse_run is not None
-        return {**super().state(), "coarse_trained": trained or bool(self.restored.get("coarse_trained"))}  # type: ignore[typeddict-unknown-key]
+        return {
+            **super().state(),
+            "coarse_trained": trained or bool(self.restored.get("coarse_trained")),
+            "query_from": self.schedule.query_from,
+        }  # type: ignore[typeddict-unknown-key]
 
     # ------------------------------------------------------------------ training
 
@@ -135,8 +142,10 @@ class GeoPifuMethod(PifuMethod):
         return model
 
     def lr_schedule(self) -> StageSchedule:
-        """Each stage's own learning-rate schedule (the trainer asks for it)."""
-        return StageSchedule(self.config)
+        """Each stage's own learning-rate schedule, which also says when stage 2 begins (the
+        trainer asks for it, after :meth:`setup`, and applies it before each step's loss)."""
+        self.schedule = StageSchedule(self.config, self.schedule.query_from)
+        return self.schedule
 
     def loader(self, start: int, stop: int, rank: int, world: int, workers: int):
         self._step = start
@@ -145,7 +154,7 @@ class GeoPifuMethod(PifuMethod):
     def loss(self, model, batch) -> tuple[torch.Tensor, dict[str, float]]:
         net = getattr(model, "module", model)  # DDP wraps it
         step, self._step = self._step, self._step + 1
-        if step < self.config.coarse_steps():
+        if self.schedule.coarse(step):
             net.mark_trained("coarse")
             return self.coarse_loss(model, self.to_device(batch))
         net.mark_trained("query")
@@ -209,23 +218,36 @@ class GeoPifuMethod(PifuMethod):
 
 
 class StageSchedule:
-    """The learning rate of a two-stage run: the coarse stage's steps decay at
-    ``coarse_lr_decay_at`` of their number, the query stage's at ``lr_decay_at`` of theirs,
-    counted from its first step (Geo-PIFu trains the stages as separate runs). A ``max_time``
-    budget's share of time is split between the stages in the same proportion."""
+    """When stage 2 begins, and each stage's learning rate, for a run of ``config.stage``.
 
-    def __init__(self, config: GeoPifuConfig) -> None:
+    Stage 2 (query) begins at step ``coarse_steps()`` or, under a time budget, once
+    ``coarse_share`` of ``max_time`` is spent, whichever comes first; the step it began at is
+    kept (``query_from``) and saved with the run. The coarse stage's rate decays at
+    ``coarse_lr_decay_at`` of its steps (or of its share of the time), the query stage's at
+    ``lr_decay_at`` of its own, counted from its first step (Geo-PIFu trains the stages as
+    separate runs)."""
+
+    def __init__(self, config: GeoPifuConfig, query_from: int | None = None) -> None:
         self.split = config.coarse_steps()
         self.share = self.split / config.max_steps
+        self.query_from = query_from
         query = config.max_steps - self.split
-        self.coarse = StepSchedule(config.lr, max(self.split, 1), config.coarse_lr_decay_at, config.lr_decay)
-        self.query = StepSchedule(config.lr, max(query, 1), config.lr_decay_at, config.lr_decay)
+        self.coarse_lr = StepSchedule(config.lr, max(self.split, 1), config.coarse_lr_decay_at, config.lr_decay)
+        self.query_lr = StepSchedule(config.lr, max(query, 1), config.lr_decay_at, config.lr_decay)
+
+    def coarse(self, done: int) -> bool:
+        """Whether the step after ``done`` is a coarse-stage step."""
+        return self.query_from is None or done < self.query_from
 
     def apply(self, optimizer: torch.optim.Optimizer, done: int, time_fraction: float = 0.0) -> float:
-        if done < self.split:
-            return self.coarse.apply(optimizer, done, time_fraction / self.share if time_fraction else 0.0)
+        """Start stage 2 when its step or share of the time has come; set the rate for the step
+        after ``done`` (``time_fraction``: of the budget spent, the same on every rank)."""
+        if self.query_from is None and (done >= self.split or (self.share < 1 and time_fraction >= self.share > 0)):
+            self.query_from = done
+        if self.coarse(done):
+            return self.coarse_lr.apply(optimizer, done, time_fraction / self.share if time_fraction else 0.0)
         later = (time_fraction - self.share) / (1 - self.share) if time_fraction and self.share < 1 else 0.0
-        return self.query.apply(optimizer, done - self.split, max(later, 0.0))
+        return self.query_lr.apply(optimizer, done - (self.query_from or 0), max(later, 0.0))
 
 
 _NO_VOLUME = (
