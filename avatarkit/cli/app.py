@@ -113,6 +113,7 @@ VERBS = {
     "icp-align": "icp_align:icp_align",
     "inspect": "inspect:inspect",
     "convert": "convert:convert",
+    "view": "view:view",
 }
 """Each verb and its ``module:function`` in ``avatarkit.cli`` (``train`` is a group of commands)."""
 
