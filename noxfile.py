@@ -6,6 +6,10 @@ Every session installs torch 2.13.0 first (a CPU wheel on our machines; a plain
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.sessions = ["tests"]
@@ -23,8 +27,27 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The test suite; slow tests are left out unless you pass pytest arguments (-m slow)."""
     _install(session)
+    _chromium(session)
     args = session.posargs or ["-m", "not slow"]
     session.run("pytest", *args)
+
+
+def _chromium(session: nox.Session) -> None:
+    """Debian's Chromium for the viewer's browser test (``avatarkit view --screenshot``), installed
+    only when /usr/bin/chromium is absent and apt-get can run (as root, or through sudo without a
+    password); otherwise that test is skipped with its reason."""
+    if os.path.exists("/usr/bin/chromium") or shutil.which("apt-get") is None:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if sudo and shutil.which("sudo") is None:
+        return
+    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    session.log("installing chromium (apt-get) for the viewer's browser test")
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:  # stale or empty package lists
+        subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, capture_output=True)
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            session.warn("could not install chromium; the viewer's browser test will be skipped")
 
 
 @nox.session
