@@ -65,8 +65,12 @@ class ImagePointsDataset(torch.utils.data.Dataset):
 
     Each item: ``image`` (3, S, S) float in [-1, 1] (times the mask when ``mask_input``),
     ``mask`` (1, S, S), ``K`` (3, 3), ``world_to_cam`` (4, 4), ``depth_center`` (),
-    ``orthographic`` (), ``points`` (P, 3) metres, ``labels`` (P,) 1 inside, ``subject`` ().
+    ``orthographic`` (), ``points`` (P, 3) metres, ``labels`` (P,) 1 inside, ``subject`` (),
+    and what :meth:`_point_extras` adds.
     """
+
+    pool_cache = POOL_CACHE
+    """Samples files whose points a process keeps in memory."""
 
     def __init__(
         self, subjects: list[Subject], view_sets: list[ViewSet], config: ImageDataConfig, augment: bool
@@ -103,9 +107,9 @@ class ImagePointsDataset(torch.utils.data.Dataset):
         self._pools.clear()
 
     def __getitem__(self, key) -> dict:
-        index, seed, view = key
+        index_of_subject, seed, view = key
         rng = np.random.default_rng(seed)
-        subject, views = self.subjects[index], self.view_sets[index]
+        subject, views = self.subjects[index_of_subject], self.view_sets[index_of_subject]
         if view < 0:
             view = int(rng.integers(len(views.cameras)))
         f = self._file(subject.views)
@@ -118,7 +122,9 @@ class ImagePointsDataset(torch.utils.data.Dataset):
                 K, views.cameras.world_to_cam[view], views.cameras.projection, mask.shape[-1], mask.shape[-2]
             )
             seen = functools.partial(_in_silhouette, camera=camera, mask=mask[0].numpy() > 0.5)
-        points, labels = self._points(subject.samples, rng, seen)
+        index = self._draw(subject.samples, rng, seen)
+        pool, occupancy = self._pool(subject.samples)
+        points, labels = pool[index].astype(np.float32), occupancy[index].astype(np.float32)
         return {
             "image": image,
             "mask": mask,
@@ -128,8 +134,14 @@ class ImagePointsDataset(torch.utils.data.Dataset):
             "orthographic": torch.tensor(views.cameras.projection == "orthographic"),
             "points": torch.from_numpy(points),
             "labels": torch.from_numpy(labels),
-            "subject": torch.tensor(index),
+            "subject": torch.tensor(index_of_subject),
+            **self._point_extras(subject.samples, index),
         }
+
+    def _point_extras(self, path: Path, index: np.ndarray) -> dict[str, torch.Tensor]:
+        """More per-point fields of the drawn points (``index`` into the samples file's points),
+        for methods that learn more than occupancy (Phorhum: signed distances, normals, colours)."""
+        return {}
 
     def _frame(self, rgb, mask, cameras: Cameras, view: int, rng):
         """The network's input (with augmentation when training); returns image, mask, K."""
@@ -149,8 +161,8 @@ class ImagePointsDataset(torch.utils.data.Dataset):
                 rgb = rgb * mask + background * (1 - mask)
         return normalize(rgb, mask, c.mask_input), mask, K
 
-    def _points(self, path: Path, rng, seen=None) -> tuple[np.ndarray, np.ndarray]:
-        """``points`` drawn from the subject's pool, at most half inside when ``balance``
+    def _draw(self, path: Path, rng, seen=None) -> np.ndarray:
+        """Indices of ``points`` drawn from the subject's pool, at most half inside when ``balance``
         (PIFu's rule), with repeats only when the pool runs short. With ``seen`` (points ->
         bool: inside the view's silhouette), ``silhouette_draw`` of the outside points come
         from those the view sees inside its silhouette."""
@@ -167,14 +179,14 @@ class ImagePointsDataset(torch.utils.data.Dataset):
                 n_seen = round(self.config.silhouette_draw * (n - n_in)) if len(hidden) else 0
                 parts = [(inside, n_in), (hidden, n_seen), (outside, n - n_in - n_seen)]
             index = np.concatenate([rng.choice(part, k, replace=k > len(part)) for part, k in parts if k])
-        return pool[index].astype(np.float32), occupancy[index].astype(np.float32)
+        return index
 
     def _pool(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """A samples file's points and occupancy, kept for the next draws (a bounded cache)."""
         if path not in self._pools:
             import h5py
 
-            if len(self._pools) >= POOL_CACHE:
+            if len(self._pools) >= self.pool_cache:
                 self._pools.pop(next(iter(self._pools)))
             with h5py.File(path, "r") as f:
                 self._pools[path] = (f["/points"][()], f["/occupancy"][()])

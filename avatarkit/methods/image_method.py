@@ -246,6 +246,29 @@ class PixelAlignedPredictor:
     def values(self, view: ImageInput):
         """``fn(points (P, 3) world) -> (P,)`` for ``view``'s image seen by its camera; the image
         is encoded once."""
+        features, camera_args = self.prepare(view)
+        return self.batched(lambda p: self.query(features, p, *camera_args))
+
+    def batched(self, query: Any, channels: int = 0):
+        """``fn(points (P, 3) world) -> (P,)`` (or (P, ``channels``)) as numpy, asking ``query``
+        (world points (1, p, 3) on the device -> (1, p[, channels])) at most ``batch`` points at
+        a time, without gradients."""
+        dev = self.device
+
+        def fn(points: np.ndarray) -> np.ndarray:
+            out = np.empty((len(points), channels) if channels else len(points), np.float32)
+            with torch.no_grad():
+                for i in range(0, len(points), self.batch):
+                    p = torch.as_tensor(points[i : i + self.batch], dtype=torch.float32, device=dev)[None]
+                    out[i : i + len(p[0])] = query(p)[0].float().cpu().numpy()
+            return out
+
+        return fn
+
+    def prepare(self, view: ImageInput) -> tuple[Any, tuple]:
+        """``view``'s image encoded once (:meth:`encode`) and the camera arguments of
+        :meth:`query` after the image: ``K``, ``world_to_cam``, ``orthographic``, ``depth_center``,
+        ``size``, as tensors on the device."""
         from avatarkit.errors import InputError
 
         rgb, mask, camera = view.rgb, view.mask, view.camera
@@ -271,14 +294,4 @@ class PixelAlignedPredictor:
         size = (self.config.image_size, self.config.image_size)
         with torch.no_grad():
             features = self.encode(image)
-
-        def fn(points: np.ndarray) -> np.ndarray:
-            out = np.empty(len(points), np.float32)
-            with torch.no_grad():
-                for i in range(0, len(points), self.batch):
-                    p = torch.as_tensor(points[i : i + self.batch], dtype=torch.float32, device=dev)[None]
-                    values = self.query(features, p, K_t, w2c_t, ortho, center_t, size)
-                    out[i : i + len(p[0])] = values[0].float().cpu().numpy()
-            return out
-
-        return fn
+        return features, (K_t, w2c_t, ortho, center_t, size)

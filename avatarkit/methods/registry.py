@@ -19,6 +19,8 @@ from avatarkit.methods.geopifu.config import PRESETS as GEOPIFU_PRESETS
 from avatarkit.methods.geopifu.config import GeoPifuConfig
 from avatarkit.methods.landmarks.config import PRESETS as LANDMARKS_PRESETS
 from avatarkit.methods.landmarks.config import LandmarksConfig
+from avatarkit.methods.phorhum.config import PRESETS as PHORHUM_PRESETS
+from avatarkit.methods.phorhum.config import PhorhumConfig
 from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
 from avatarkit.methods.pifu.config import PifuConfig
 
@@ -123,6 +125,19 @@ METHODS: dict[str, MethodSpec] = {
         trainer="avatarkit.methods.geopifu.train:GeoPifuMethod",
         model="avatarkit.methods.geopifu.model:GeoPifuNet",
         predictor="avatarkit.methods.geopifu.infer:GeoPifuPredictor",
+    ),
+    "phorhum": MethodSpec(
+        name="phorhum",
+        help="Phorhum (Alldieck et al. 2022, as OSA re-implemented it): a signed distance and an albedo from "
+        "pixel-aligned features and a shading network, trained on views and `sample-sdf --preset osa` points "
+        "(normals, colours) with OSA's surface-projection loss and rendering losses on image patches; "
+        "reconstruct gives coloured meshes.",
+        config=PhorhumConfig,
+        presets=PHORHUM_PRESETS,
+        data=IMAGE_DATA,
+        trainer="avatarkit.methods.phorhum.train:PhorhumMethod",
+        model="avatarkit.methods.phorhum.model:PhorhumNet",
+        predictor="avatarkit.methods.phorhum.infer:PhorhumPredictor",
     ),
     "deepsdf": MethodSpec(
         name="deepsdf",

@@ -205,7 +205,7 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
         color = albedo.sample(px, g)  # (P, 3) float in [0, 1], sRGB
         if config.lighting != "none":
             shade = _shade(config, px, nrm, views, env, transfer, lights, g, caster, tdev)
-            color = _linear_to_srgb(_srgb_to_linear(color) * shade)
+            color = linear_to_srgb(srgb_to_linear(color) * shade)
         color = (color.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
         if s == 1:
             rgb = out["rgb"][views]
@@ -404,13 +404,15 @@ def _shade(config, px, nrm, views, env, transfer, lights, g, caster, tdev):
     return (config.ambient + (1 - config.ambient) * cos)[:, None].expand(-1, 3)
 
 
-def _srgb_to_linear(c):
+def srgb_to_linear(c):
+    """sRGB values in [0, 1] (a torch tensor) to linear light."""
     import torch
 
     return torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def _linear_to_srgb(c):
+def linear_to_srgb(c):
+    """Linear light (a torch tensor, 0 or more) to sRGB values."""
     import torch
 
     c = c.clamp(min=0)
