@@ -73,7 +73,13 @@ def render(
             "(default none; sh with --preset portrait, a random environment per view)."
         ),
     ] = None,
-    hdri: Annotated[Path | None, typer.Option(help="Equirectangular .hdr environment for sh/prt lighting.")] = None,
+    hdri: Annotated[
+        Path | None,
+        typer.Option(
+            help="Environment for sh/prt lighting: an equirectangular .hdr or .exr map, a folder of them (a map "
+            "drawn per view), or sky (a built-in procedural sky per view: no download)."
+        ),
+    ] = None,
     albedo: Annotated[Literal[ALBEDOS], typer.Option()] = "auto",
     texture: Annotated[
         Path | None, typer.Option(help="A texture .h5 (unwrap-uv) to use instead of the mesh's.")

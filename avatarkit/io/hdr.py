@@ -1,8 +1,10 @@
-"""Radiance RGBE (``.hdr``) images, the format of HDR environment maps (Poly Haven, ...).
+"""HDR environment maps: Radiance RGBE (``.hdr``) and OpenEXR (``.exr``) images, the formats
+of HDR environment maps (Poly Haven, ...), and folders of them.
 
-Written here because the readers in imageio need a FreeImage binary fetched from the
-network. Supports the usual files: ``32-bit_rle_rgbe`` with ``-Y H +X W`` layout, flat or
-new-style run-length encoded scanlines.
+The ``.hdr`` reader is written here because the readers in imageio need a FreeImage binary
+fetched from the network. It supports the usual files: ``32-bit_rle_rgbe`` with ``-Y H +X W``
+layout, flat or new-style run-length encoded scanlines. ``.exr`` files are read with the
+OpenEXR bindings (their RGB or R, G, B channels; half or float).
 """
 
 from __future__ import annotations
@@ -97,3 +99,59 @@ def write_hdr(path: str | Path, image: np.ndarray) -> None:
     rgbe[..., 3] = np.where(peak > 1e-32, exponent + 128, 0).astype(np.uint8)
     header = f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {h} +X {w}\n".encode()
     Path(path).write_bytes(header + rgbe.tobytes())
+
+
+ENVIRONMENT_SUFFIXES = (".hdr", ".exr")
+
+
+def read_environment(path: str | Path) -> np.ndarray:
+    """(H, W, 3) float32 linear radiance of an ``.hdr`` or ``.exr`` environment map; anything
+    unreadable raises :class:`InputError` naming the file."""
+    path = Path(path)
+    if path.suffix.lower() == ".exr":
+        return read_exr(path)
+    if path.suffix.lower() != ".hdr":
+        raise InputError(f"not an environment map (use {' or '.join(ENVIRONMENT_SUFFIXES)})", path)
+    return read_hdr(path)
+
+
+def read_exr(path: str | Path) -> np.ndarray:
+    """(H, W, 3) float32 linear radiance of an OpenEXR image (its ``RGB`` channels, or ``R``,
+    ``G``, ``B``; a one-channel image is grey)."""
+    import OpenEXR
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    try:
+        with OpenEXR.File(str(path)) as f:
+            channels = {name: np.asarray(c.pixels) for name, c in f.channels().items()}
+    except Exception as exc:  # the bindings raise plain exceptions for every kind of bad file
+        raise InputError(
+            f"not a readable OpenEXR image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", path
+        ) from None
+    if "RGB" in channels or "RGBA" in channels:
+        image = channels.get("RGB", channels.get("RGBA"))[..., :3]
+    elif {"R", "G", "B"} <= channels.keys():
+        image = np.stack([channels["R"], channels["G"], channels["B"]], -1)
+    elif len(channels) == 1:
+        image = np.repeat(next(iter(channels.values()))[..., None], 3, -1)
+    else:
+        raise InputError(f"has no RGB channels (found {', '.join(sorted(channels))})", path)
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or min(image.shape[:2]) < 1:
+        raise InputError(f"the image has no pixels ({image.shape})", path)
+    if not np.isfinite(image).all():
+        raise InputError("has pixels that are not finite numbers", path)
+    return np.maximum(image, 0.0)
+
+
+def list_environments(folder: str | Path) -> list[Path]:
+    """The ``.hdr`` and ``.exr`` files of ``folder``, sorted by name; none is an :class:`InputError`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("no such folder", folder)
+    maps = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ENVIRONMENT_SUFFIXES)
+    if not maps:
+        raise InputError(f"holds no environment maps ({' or '.join(ENVIRONMENT_SUFFIXES)} files)", folder)
+    return maps

@@ -98,6 +98,7 @@ KINDS: dict[str, KindSpec] = {
             Field("/images/normal", "normal", "float32", ("N", "H", "W", 3), False, per_item=True),
             Field("/images/uv", "uv", "float32", ("N", "H", "W", 2), False, per_item=True),
             Field("/images/label", "label", "int16", ("N", "H", "W"), False, per_item=True),
+            Field("/images/albedo", "albedo", "uint8", ("N", "H", "W", 3), False, per_item=True),
         ),
         attrs=("projection", "width", "height"),
         index_sets=(IndexSets("/subsets", "subsets", "N", "subset", "view", "views"),),

@@ -134,3 +134,36 @@ def prt_transfer(vertices, normals, occluded, samples: int = 256) -> np.ndarray:
     weight = np.zeros_like(cos)
     weight[v_idx, k_idx] = np.where(blocked, 0.0, cos[v_idx, k_idx])
     return (4 * np.pi / samples) * weight @ sh_basis(directions)
+
+
+def procedural_sky(rng: np.random.Generator, height: int = 64, width: int = 128) -> np.ndarray:
+    """A built-in outdoor environment map (for ``render --hdri sky``, so that no map needs
+    downloading): (H, W, 3) float32 equirectangular linear radiance, laid out as
+    :func:`equirect_to_sh` reads (row 0 straight up, the column centre along +Z).
+
+    A clear sky brighter and whiter towards the horizon, a sun (a 3-degree disc and its glow)
+    at a random azimuth and 10-70 degrees of elevation, and below the horizon a ground of
+    random grey-brown albedo lit by sun and sky; the sky's tint, the sun's strength and the
+    haze are drawn too."""
+    rows = (np.arange(height) + 0.5) / height * np.pi  # polar angle from +Y
+    cols = ((np.arange(width) + 0.5) / width - 0.5) * 2 * np.pi  # longitude from +Z toward +X
+    lat, lon = np.meshgrid(rows, cols, indexing="ij")
+    d = np.stack([np.sin(lat) * np.sin(lon), np.cos(lat), np.sin(lat) * np.cos(lon)], -1)
+    azimuth, elevation = rng.uniform(0, 2 * np.pi), np.radians(rng.uniform(10, 70))
+    sun = np.array([np.sin(azimuth) * np.cos(elevation), np.sin(elevation), np.cos(azimuth) * np.cos(elevation)])
+    zenith = np.array([0.25, 0.45, 1.0]) * rng.uniform(0.8, 1.2, 3)
+    horizon = np.array([0.85, 0.9, 1.0]) * rng.uniform(0.9, 1.1, 3)
+    haze = rng.uniform(0.3, 0.8)
+    up = np.clip(d[..., 1], 0, 1)[..., None]
+    sky = horizon + (zenith - horizon) * up**haze
+    cos_sun = d @ sun
+    glow = np.exp((cos_sun - 1) * 40.0)[..., None] * np.array([1.0, 0.95, 0.85]) * 2.0
+    disc = (cos_sun > np.cos(np.radians(3.0)))[..., None] * np.array([1.0, 0.97, 0.9]) * rng.uniform(200, 400)
+    radiance = sky + glow + disc
+    ground_albedo = np.array([0.35, 0.3, 0.25]) * rng.uniform(0.5, 1.2)
+    # the sun's irradiance on the flat ground plus about the sky's
+    pixel_solid_angle = (np.pi / height) * (2 * np.pi / width) * np.sin(lat)
+    sun_power = ((disc + glow)[..., :] * pixel_solid_angle[..., None]).sum((0, 1))
+    ground = ground_albedo * (sun_power * max(sun[1], 0.0) + np.pi * horizon) / np.pi
+    below = (d[..., 1] < 0)[..., None]
+    return np.where(below, ground, radiance).astype(np.float32)

@@ -35,13 +35,18 @@ given, the environments); the others take ``none`` and ``turned``."""
 ALBEDOS = ("auto", "texture", "vertex", "flat")
 MAX_RAYS_PER_BATCH = 4_000_000
 BUFFERS = ("depth", "normal", "uv", "label")
+SKY = "sky"
+"""``--hdri sky``: a built-in procedural sky per view, no file needed (a file or folder named
+``sky`` is given by a longer path, e.g. absolute)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class RenderConfig:
     """How to shade. ``background`` is an RGB colour; ``background_dir`` a folder of images
-    to crop random backgrounds from; ``hdri`` an equirectangular ``.hdr`` environment for
-    ``sh`` and ``prt``; ``environments`` how ``sh`` and ``prt`` light the views: ``turned``, one
+    to crop random backgrounds from; ``hdri`` the environment for ``sh`` and ``prt``: an
+    equirectangular ``.hdr`` or ``.exr`` map, a folder of them (each view draws one, view i from
+    ``[seed, 5, i]``), or ``sky`` (:data:`SKY`: a built-in procedural sky of its own per view,
+    :func:`~avatarkit.render.lighting.procedural_sky`); ``environments`` how ``sh`` and ``prt`` light the views: ``turned``, one
     environment (a random studio or ``hdri``) turned by a random yaw per view, as PIFu does;
     ``random``, a random studio environment of its own per view (view i drawn from
     ``[seed, 4, i]``; an ``hdri`` is turned as with ``turned``); ``fixed``, one environment fixed
@@ -71,6 +76,8 @@ class RenderConfig:
             raise OptionError(f"--ssaa must be between 1 and 8, got {self.ssaa}")
         if self.hdri is not None and self.lighting not in ("sh", "prt"):
             raise OptionError("--hdri lights --lighting sh or prt")
+        if self.hdri is not None and str(self.hdri) != SKY and not Path(self.hdri).exists():
+            raise OptionError(f"--hdri {self.hdri}: no such file or folder (or give sky, the built-in sky)")
         for value in (*self.background, *self.flat_color):
             if not 0 <= value <= 255:
                 raise OptionError(f"colours are 0-255 per channel, got {value}")
@@ -143,7 +150,7 @@ def render_memory(cameras: Cameras, config: RenderConfig, mesh: Mesh | None = No
     and one batch of rays in flight (up to ``MAX_RAYS_PER_BATCH``, at least one view at
     ``config.ssaa`` squared rays per pixel). The mesh's own arrays are not counted."""
     n, pixels, s = len(cameras), cameras.width * cameras.height, config.ssaa
-    per_pixel = OUTPUT_BYTES_PER_PIXEL
+    per_pixel = OUTPUT_BYTES_PER_PIXEL + (3 if config.lighting != "none" else 0)  # the albedo images
     if mesh is None or mesh.has_uvs:
         per_pixel += 8
     if mesh is None or mesh.vertex_labels is not None:
@@ -168,7 +175,7 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     caster = RayCaster(mesh.vertices, mesh.faces, device, normals, mesh.uvs, mesh.face_uvs, mesh.vertex_labels)
     tdev = torch.device(device)
     albedo = _Albedo(mesh, config, tdev)
-    env = _environments(config, cameras, rng, seed) if config.lighting in ("sh", "prt") else None
+    env, env_maps = _environments(config, cameras, rng, seed) if config.lighting in ("sh", "prt") else (None, None)
     transfer = None
     if config.lighting == "prt":
         transfer = torch.as_tensor(
@@ -190,6 +197,7 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
         "normal": np.empty((n, h, w, 3), np.float32),
         "uv": np.empty((n, h, w, 2), np.float32) if mesh.has_uvs else None,
         "label": np.empty((n, h, w), np.int16) if mesh.vertex_labels is not None else None,
+        "albedo": np.zeros((n, h, w, 3), np.uint8) if config.lighting != "none" else None,
     }
     fine = cameras.scaled(s) if s > 1 else cameras
     batch = max(1, MAX_RAYS_PER_BATCH // (h * w * s * s))
@@ -198,6 +206,9 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
         count = views.stop - views.start
         gb = caster.gbuffer(cameras, views, into={k: out[k][views] if out[k] is not None else None for k in BUFFERS})
         np.multiply(gb.face >= 0, 255, out=out["mask"][views], casting="unsafe")
+        if out["albedo"] is not None:  # a G-buffer: the albedo at the pixel centres, unlit
+            centre = _Pixels(gb, tdev)
+            centre.scatter(out["albedo"][views], (albedo.sample(centre, g).clamp(0, 1) * 255 + 0.5).to(torch.uint8))
         if s > 1:
             gb = caster.gbuffer(fine, views)
         px = _Pixels(gb, tdev)  # colour is computed at covered pixels only
@@ -221,7 +232,9 @@ def render(mesh: Mesh, cameras: Cameras, config: RenderConfig, seed: int = 0, de
     lighting_record = {"type": config.lighting, "albedo": albedo.source, "ssaa": np.int64(s)}
     if env is not None:
         lighting_record["sh"] = env.astype(np.float32)
-        lighting_record["environment"] = str(config.hdri) if config.hdri else "random studio"
+        lighting_record["environment"] = _environment_name(config.hdri)
+        if env_maps is not None:
+            lighting_record["environment_index"] = env_maps
         per_view = "turned" if config.environments == "random" and config.hdri else config.environments
         lighting_record["environments"] = per_view
     if lights is not None:
@@ -341,29 +354,62 @@ class _Backgrounds:
         )
 
 
-def _environments(config: RenderConfig, cameras: Cameras, rng: np.random.Generator, seed: int = 0) -> np.ndarray:
-    """(N, 9, 3) SH radiance per view: one environment, turned by a random yaw per view; or, with
+def _environment_name(hdri: Path | None) -> str:
+    if hdri is None:
+        return "random studio"
+    if str(hdri) == SKY:
+        return "procedural sky, one per view"
+    return f"{hdri} (one map per view)" if Path(hdri).is_dir() else str(hdri)
+
+
+def _exposed(coeffs: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """SH radiance scaled so that its brightest direction gives a shading factor near 1."""
+    peak = L.irradiance(coeffs, directions).mean(-1).max()
+    return coeffs * (np.pi / max(peak, 1e-12))
+
+
+def _environments(
+    config: RenderConfig, cameras: Cameras, rng: np.random.Generator, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, 9, 3) SH radiance per view, and which map of an ``hdri`` folder each view drew
+    ((N,) int32, or None): one environment, turned by a random yaw per view; or, with
     ``environments="random"`` and no HDR map, a random studio environment per view (view i's from
     ``[seed, 4, i]``, so fewer views are the first ones); or, ``fixed``, one environment for all
-    (a random studio's key light on the side the cameras are, as a photographer lights)."""
+    (a random studio's key light on the side the cameras are, as a photographer lights). An
+    ``hdri`` folder or the built-in sky gives each view its own map (view i's from
+    ``[seed, 5, i]``), turned by a random yaw as one map is."""
     count = len(cameras)
     directions = L.sphere_directions(2048)
     if config.environments == "random" and config.hdri is None:
-        return np.stack([L.random_environment(np.random.default_rng([seed, 4, i]), directions) for i in range(count)])
-    if config.hdri is not None:
-        from avatarkit.io.hdr import read_hdr
+        studios = [L.random_environment(np.random.default_rng([seed, 4, i]), directions) for i in range(count)]
+        return np.stack(studios), None
+    if config.hdri is not None and (str(config.hdri) == SKY or Path(config.hdri).is_dir()):
+        from avatarkit.io.hdr import list_environments, read_environment
 
-        base = L.equirect_to_sh(read_hdr(config.hdri))
-        # expose so that the brightest direction gives a shading factor near 1
-        peak = L.irradiance(base, directions).mean(-1).max()
-        base = base * (np.pi / max(peak, 1e-12))
+        draws = [np.random.default_rng([seed, 5, i]) for i in range(count)]
+        if str(config.hdri) == SKY:
+            bases = [_exposed(L.equirect_to_sh(L.procedural_sky(r)), directions) for r in draws]
+            index = None
+        else:
+            maps = list_environments(config.hdri)
+            index = np.array([r.integers(len(maps)) for r in draws], dtype=np.int32)
+            cache = {i: _exposed(L.equirect_to_sh(read_environment(maps[i])), directions) for i in sorted(set(index))}
+            bases = [cache[i] for i in index]
+        if config.environments == "fixed":
+            return np.stack(bases), index
+        turned = [L.rotate(b, L.rotation_y(rng.uniform(0, 2 * np.pi)), directions) for b in bases]
+        return np.stack(turned), index
+    if config.hdri is not None:
+        from avatarkit.io.hdr import read_environment
+
+        base = _exposed(L.equirect_to_sh(read_environment(config.hdri)), directions)
     elif config.environments == "fixed":
         base = L.random_environment(rng, directions, toward=-cameras.axes().mean(axis=0))
     else:
         base = L.random_environment(rng, directions)
     if config.environments == "fixed":
-        return np.repeat(base[None], count, axis=0)
-    return np.stack([L.rotate(base, L.rotation_y(rng.uniform(0, 2 * np.pi)), directions) for _ in range(count)])
+        return np.repeat(base[None], count, axis=0), None
+    return np.stack([L.rotate(base, L.rotation_y(rng.uniform(0, 2 * np.pi)), directions) for _ in range(count)]), None
 
 
 def _light_directions(cameras: Cameras, rng: np.random.Generator) -> np.ndarray:

@@ -28,6 +28,8 @@ class Views:
         normal: (N, H, W, 3) float32 world-frame unit normals, or None.
         uv: (N, H, W, 2) float32 mesh UV seen at each pixel, or None.
         label: (N, H, W) int16 body-part label, -1 for background, or None.
+        albedo: (N, H, W, 3) uint8 sRGB surface colour, unlit, at each pixel centre (black
+            outside the mask), or None: what ``render`` shades (written when it lights the views).
         target: (N, 3) float32 world point each camera is aimed at (the subject's centre,
             the origin of depth for pixel-aligned networks), or None when unknown.
         lighting: named lighting arrays per view (``/lighting/...``).
@@ -48,6 +50,7 @@ class Views:
     target: np.ndarray | None = None
     lighting: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     subsets: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    albedo: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.subsets = {str(k): np.asarray(v, dtype=np.int32).reshape(-1) for k, v in self.subsets.items()}
