@@ -31,6 +31,8 @@ from avatarkit.view.scene import DEFAULT_COLOR, Frustum, Picture, Points, Scene,
 
 FOV = float(np.radians(50.0))
 """The initial camera's vertical field of view, radians."""
+Camera = tuple[np.ndarray, np.ndarray]
+"""(position, look-at point), (3,) each, metres, world frame."""
 SETTLED = 0.5
 """Mean absolute difference (0-255) under which two frames count as the same."""
 STEADY_FRAMES = 3
@@ -66,7 +68,7 @@ class Viewer:
     """A running viser server showing a scene (stop it with :meth:`stop`, or use it as a
     context manager). ``url``: where a browser finds it."""
 
-    def __init__(self, scene: Scene, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, scene: Scene, host: str = "127.0.0.1", port: int = 8080, camera: Camera | None = None) -> None:
         check_port(host, port)
         import viser
 
@@ -80,7 +82,7 @@ class Viewer:
         self.server.on_client_connect(self._on_connect)
         self._handles: dict[str, list[Any]] = {}
         try:
-            populate(self.server, scene, self._handles)
+            populate(self.server, scene, self._handles, camera)
         except BaseException:
             self.stop()
             raise
@@ -111,11 +113,14 @@ class Viewer:
         self.stop()
 
 
-def populate(server: Any, scene: Scene, handles: dict[str, list[Any]] | None = None) -> None:
-    """Add ``scene``'s items to a viser server, its panel, and a front camera (+Y up)."""
+def populate(
+    server: Any, scene: Scene, handles: dict[str, list[Any]] | None = None, camera: Camera | None = None
+) -> None:
+    """Add ``scene``'s items to a viser server, its panel, and the initial camera (+Y up):
+    ``camera`` (position, look-at point), else :meth:`Scene.front_camera`."""
     handles = {} if handles is None else handles
     server.scene.set_up_direction("+y")
-    position, look_at = scene.front_camera(FOV)
+    position, look_at = camera if camera is not None else scene.front_camera(FOV)
     server.initial_camera.position = tuple(position)
     server.initial_camera.look_at = tuple(look_at)
     server.initial_camera.fov = FOV
@@ -224,8 +229,11 @@ def _coloring(choice: Any, handle: Any, item: Points):
     return update
 
 
-def render_screenshot(scene: Scene, width: int = 960, height: int = 720, timeout: float = 120.0) -> np.ndarray:
-    """The scene drawn by headless Chromium from the front camera: (height, width, 3) uint8.
+def render_screenshot(
+    scene: Scene, width: int = 960, height: int = 720, timeout: float = 120.0, camera: Camera | None = None
+) -> np.ndarray:
+    """The scene drawn by headless Chromium from ``camera`` (position, look-at point; default
+    :meth:`Scene.front_camera`, vertical field of view :data:`FOV`): (height, width, 3) uint8.
 
     Raises:
         ResourceError: no Chromium, or the page did not connect or draw within ``timeout`` s.
@@ -235,16 +243,19 @@ def render_screenshot(scene: Scene, width: int = 960, height: int = 720, timeout
     if width < 16 or height < 16:
         raise OptionError(f"--size must be at least 16 x 16, got {width} x {height}")
     deadline = time.monotonic() + timeout
-    with Viewer(scene, "127.0.0.1", free_port()) as viewer, headless_chromium(viewer.url, width + 32, height + 32):
+    with (
+        Viewer(scene, "127.0.0.1", free_port(), camera) as viewer,
+        headless_chromium(viewer.url, width + 32, height + 32),
+    ):
         client = viewer.wait_for_client(max(deadline - time.monotonic(), 1.0))
-        return settled_render(client, width, height, deadline)
+        return settled_render(client, width, height, deadline, content=bool(scene.items))
 
 
-def settled_render(client: Any, width: int, height: int, deadline: float) -> np.ndarray:
+def settled_render(client: Any, width: int, height: int, deadline: float, content: bool = True) -> np.ndarray:
     """Frames from ``client`` until :data:`STEADY_FRAMES` in a row are the same (each differs
     from the one before by less than :data:`SETTLED`) and not blank: meshes arrive as GLB and
     load asynchronously, and a frame taken too early misses them; the scene is framed, so a
-    blank frame is one drawn before anything arrived."""
+    blank frame is one drawn before anything arrived (``content``: the scene has something)."""
     previous, steady = None, 0
     while True:
         left = deadline - time.monotonic()
@@ -256,7 +267,7 @@ def settled_render(client: Any, width: int, height: int, deadline: float) -> np.
             raise ResourceError("the browser did not draw a frame in time") from None
         current = frame.astype(np.int16)
         same = previous is not None and np.abs(current - previous).mean() < SETTLED
-        blank = np.abs(current - current[:1, :1]).max() < 16
+        blank = content and np.abs(current - current[:1, :1]).max() < 16
         steady = steady + 1 if same and not blank else 1
         if steady >= STEADY_FRAMES:
             return frame

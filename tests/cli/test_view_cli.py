@@ -1,0 +1,100 @@
+"""``avatarkit view``: bad input, a busy port, and the server answering a browser's request."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import trimesh
+from helpers import assert_clean_failure, invoke
+
+from avatarkit.io.hdf5 import write_artifact
+from avatarkit.structures import Mesh
+
+
+def _ball(tmp_path):
+    s = trimesh.creation.icosphere(subdivisions=2, radius=0.3)
+    return write_artifact(tmp_path / "ball.h5", Mesh(s.vertices + np.array([0.0, 1.0, 0.0]), s.faces))
+
+
+def test_nothing_showable_is_one_line_exit_1(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    transform = tmp_path / "missing.ply"
+    result = invoke("view", text, transform, "--screenshot", tmp_path / "out.png")
+    assert_clean_failure(result, "nothing to show", "notes.txt", "missing.ply: no such file")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_port_in_use_is_one_line_exit_1(tmp_path):
+    ball = _ball(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = invoke("view", ball, "--port", port)
+    assert_clean_failure(result, f"port {port}", "in use", "--port")
+
+
+def test_screenshot_options_are_checked_before_reading(tmp_path):
+    ball = _ball(tmp_path)
+    assert_clean_failure(invoke("view", ball, "--screenshot", tmp_path / "out.jpg"), "--screenshot must end in .png")
+    assert_clean_failure(invoke("view", ball, "--screenshot", ball.with_suffix(".png"), "--layout", "x"), "--layout")
+    existing = tmp_path / "mine.png"
+    existing.write_bytes(b"keep me")
+    assert_clean_failure(invoke("view", ball, "--screenshot", existing), "exists", "--overwrite")
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_viewer_serves_its_page_and_stops_on_ctrl_c(tmp_path):
+    """The installed entry point: prints where it listens, answers HTTP there, lists a bad file
+    without stopping, and ends cleanly (exit 0) on Ctrl-C. Every wait has a deadline."""
+    ball = _ball(tmp_path)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("x")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "avatarkit", "view", str(ball), str(bad), "--port", str(port)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        lines = _lines_until(process, "viewer at", deadline=time.monotonic() + 120)
+        assert any("bad.txt" in line and "not shown" in line for line in lines), lines
+        assert f"http://localhost:{port}/" in lines[-1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+            assert page.status == 200
+            assert b"<html" in page.read().lower()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0
+
+
+def _lines_until(process: subprocess.Popen, needle: str, deadline: float) -> list[str]:
+    """stderr lines of ``process`` up to the first containing ``needle`` (read by a thread into a
+    queue, so that every wait has a deadline); fails at ``deadline``."""
+    stream = process.stderr
+    assert stream is not None
+    found: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [found.put(line) for line in iter(stream.readline, "")], daemon=True).start()
+    lines: list[str] = []
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {needle!r} line in time: {lines}"
+        try:
+            line = found.get(timeout=left)
+        except queue.Empty:
+            continue
+        lines.append(line.strip())
+        if needle in line:
+            return lines
