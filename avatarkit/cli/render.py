@@ -25,7 +25,7 @@ def render(
         int | None,
         typer.Option(
             help="Cameras evenly spaced in yaw, per --pitch (default 8; 360 with --preset pifu, 4 with geopifu, "
-            "70 with h3ds; "
+            "70 with h3ds, 7 with texture; "
             "photos with portrait, default 8)."
         ),
     ] = None,
@@ -36,7 +36,7 @@ def render(
         tuple[float, float] | None,
         typer.Option(
             help="Yaw range of the cameras in degrees, MIN MAX (0: the subject's front, 90: its left; "
-            "default 0 360, -90 90 with --preset h3ds; with portrait the head's yaw, default -45 45).",
+            "default 0 360, -90 90 with --preset h3ds or texture; with portrait the head's yaw, default -45 45).",
             metavar="MIN MAX",
         ),
     ] = None,
@@ -60,7 +60,8 @@ def render(
             "of the mesh's voxelize --preset geopifu box; "
             "h3ds: 70 hand-held-style portrait views of the head over yaw -90..90, with H3DS's 3/4/8/16/32-view "
             "subsets; portrait: photos of the face at random head poses, focal lengths and places, random SH "
-            "light per view (docs/render.md)."
+            "light per view; texture: one view per yaw from -90 to 90, both included (default 7), for "
+            "unwrap-uv --per-view (docs/render.md)."
         ),
     ] = None,
     cameras: Annotated[

@@ -48,6 +48,22 @@ def unwrap_uv(
     atlas: Annotated[
         bool, typer.Option("--atlas", help="Make a UV atlas (xatlas) first; writes a mesh with its texture.")
     ] = False,
+    per_view: Annotated[
+        bool,
+        typer.Option(
+            "--per-view",
+            help="Also keep each view's own partial texture (/per_view/...: what one photo gives, mirror-filled "
+            "with --symmetric), the training pairs of train texture.",
+        ),
+    ] = False,
+    complete: Annotated[
+        Path | None,
+        typer.Option(
+            help="A train texture run: complete the texture with it (Sample&Refine; implies --symmetric, the "
+            "run's --size); texels the views saw are kept, blended at the visibility boundary.",
+            metavar="RUN",
+        ),
+    ] = None,
     export: Annotated[
         Literal[TEXTURE_EXPORTS] | None, typer.Option(help="Also write STEM.png and STEM_visibility.png.")
     ] = None,
@@ -68,7 +84,8 @@ def unwrap_uv(
     With --atlas, meshes without UVs get an atlas and their vertex colours baked into it.
     Photos with DensePose IUV images fill DensePose's 24-part texture atlas instead.
     Several meshes take a folder of views files (one per mesh, by stem) and write one
-    texture each into the -o folder.
+    texture each into the -o folder. --per-view keeps each view's own partial texture too
+    (train texture's pairs); --complete RUN fills the unseen texels with a train texture run.
     """
     import functools
 
@@ -79,9 +96,13 @@ def unwrap_uv(
     from avatarkit.io.stems import files_by_stem
 
     meshes = meshes or []
+    if complete is not None:
+        if atlas or not meshes:
+            raise OptionError("--complete fills a texture in a mesh's own UV layout: give the mesh (no --atlas)")
+        _texture_run(complete, "cpu")  # a run of another method is refused before any work
     job = functools.partial(
         _unwrap_one, size=size, symmetric=symmetric, atlas=atlas, export=export, device=resolve_device(device, "warp"),
-        units=units, up=up, provenance=console.provenance(),
+        units=units, up=up, provenance=console.provenance(), per_view=per_view, complete=complete,
     )  # fmt: skip
     kind = "mesh" if atlas else "texture"
     if views is not None and _is_views_folder(views):  # one texture per mesh, views by stem
@@ -120,9 +141,22 @@ def _export_files(output: Path, export: str | None) -> list[Path]:
     return [output.with_suffix(".png"), output.with_name(output.stem + "_visibility.png")] if export else []
 
 
+_RUNS: dict = {}
+
+
+def _texture_run(run: Path, device: str):
+    """A ``train texture`` run, loaded once per process and device."""
+    from avatarkit.methods.texture.complete import load_texture_run
+
+    key = (str(run), device)
+    if key not in _RUNS:
+        _RUNS[key] = load_texture_run(run, device)
+    return _RUNS[key]
+
+
 def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, symmetric, atlas, export, device, units,
-                up, provenance) -> dict:  # fmt: skip
-    """Read one mesh (or none) and its views, unwrap, write the texture (and its PNGs)."""
+                up, provenance, per_view=False, complete=None) -> dict:  # fmt: skip
+    """Read one mesh (or none) and its views, unwrap (and complete), write the texture (and its PNGs)."""
     import numpy as np
 
     from avatarkit.errors import InputError, MeshError
@@ -136,10 +170,15 @@ def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, sym
     if views_by_stem is not None:
         views = views_by_stem[mesh.stem]
     view_data = read_views(views) if views is not None else None
-    check_unwrap(mesh is not None, view_data, size, symmetric, atlas)
+    check_unwrap(mesh is not None, view_data, size, symmetric or complete is not None, atlas, per_view)
     surface = load_mesh(mesh, units, up) if mesh is not None else None
     try:
-        result = unwrap(surface, view_data, size, symmetric, atlas, device)
+        if complete is not None:
+            from avatarkit.methods.texture.complete import unwrap_and_complete
+
+            result = unwrap_and_complete(surface, view_data, _texture_run(complete, device), size, device, per_view)
+        else:
+            result = unwrap(surface, view_data, size, symmetric, atlas, device, per_view)
     except InputError as exc:  # the core does not know the file names
         if exc.path is not None:
             raise
@@ -153,5 +192,6 @@ def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, sym
             written.append(write_png(pngs[1], (np.clip(result.visibility, 0, 1) * 255).astype(np.uint8)))
     summary: dict = {"written": [str(p) for p in written]}
     if hasattr(result, "visibility"):
-        summary.update({k: result.attrs[k] for k in ("seen_fraction", "mirrored_fraction") if k in result.attrs})
+        keys = ("seen_fraction", "mirrored_fraction", "completion")
+        summary.update({k: result.attrs[k] for k in keys if k in result.attrs})
     return summary

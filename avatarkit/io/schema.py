@@ -125,6 +125,10 @@ KINDS: dict[str, KindSpec] = {
             Field("/visibility", "visibility", "float32", ("H", "W")),
             Field("/normal_map", "normal_map", "float32", ("H", "W", 3), False),
             Field("/mirrored", "mirrored", "uint8", ("H", "W"), False),
+            Field("/per_view/texture", "view_texture", "uint8", ("N", "H", "W", 3), False, True),
+            Field("/per_view/visibility", "view_visibility", "float32", ("N", "H", "W"), False, True),
+            Field("/per_view/mirrored", "view_mirrored", "uint8", ("N", "H", "W"), False, True),
+            Field("/per_view/yaw", "view_yaw", "float32", ("N",), False),
         ),
     ),
     "transform": KindSpec(

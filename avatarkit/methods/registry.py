@@ -23,6 +23,8 @@ from avatarkit.methods.phorhum.config import PRESETS as PHORHUM_PRESETS
 from avatarkit.methods.phorhum.config import PhorhumConfig
 from avatarkit.methods.pifu.config import PRESETS as PIFU_PRESETS
 from avatarkit.methods.pifu.config import PifuConfig
+from avatarkit.methods.texture.config import PRESETS as TEXTURE_PRESETS
+from avatarkit.methods.texture.config import TextureConfig
 
 if TYPE_CHECKING:
     from avatarkit.methods.contract import Predictor, RunState
@@ -172,6 +174,32 @@ METHODS: dict[str, MethodSpec] = {
         predictor=None,
         observes=(),
         used_by="track-face --detector RUN",
+    ),
+    "texture": MethodSpec(
+        name="texture",
+        help="Sample&Refine (Cha et al. 2023): a SamplerNet that fills a partial UV texture by sampling its "
+        "visible texels and a RefinerNet that makes it sharp and whole (L1, SSIM, a patch discriminator), trained "
+        "on unwrap-uv --per-view partial textures and the meshes' full textures; a run completes textures for "
+        "unwrap-uv --complete RUN. --stage sampler|refiner|both.",
+        config=TextureConfig,
+        presets=TEXTURE_PRESETS,
+        data=(
+            DataOption(
+                "partial",
+                "partial textures from `avatarkit unwrap-uv --per-view --symmetric` (files or folders), or folders "
+                "laid out as Sample&Refine's dataset (symmetry/, mask_symm/, normal_map/ by yaw, texture_map/).",
+            ),
+            DataOption(
+                "meshes",
+                "the meshes the partial textures were unwrapped onto, by stem: their textures are the targets.",
+                required=False,
+            ),
+        ),
+        trainer="avatarkit.methods.texture.train:TextureMethod",
+        model="avatarkit.methods.texture.model:TextureNet",
+        predictor=None,
+        observes=(),
+        used_by="unwrap-uv --complete RUN",
     ),
 }
 

@@ -408,7 +408,13 @@ def subject_seed(mesh: Mesh, seed: int) -> int:
 
 
 RIGS = ("orbit", "random")
-RIG_PRESETS = ("pifu", "geopifu", "h3ds", "portrait")
+RIG_PRESETS = ("pifu", "geopifu", "h3ds", "portrait", "texture")
+
+TEXTURE_YAWS = (-90.0, 90.0)
+"""Yaws of ``--preset texture``, degrees, both ends included: Sample&Refine's single photos, one
+per yaw from the subject's right side to its left (its data folders ``-90`` ... ``90``)."""
+TEXTURE_VIEWS = 7
+"""Views of ``--preset texture``: one every 30 degrees of yaw."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -443,7 +449,9 @@ class RigSpec:
     geopifu`` box (:func:`geopifu_rig`); ``h3ds``: an H3DS-like
     hand-held capture of the head (:func:`h3ds_rig`) with its view subsets (:func:`view_subsets`);
     ``portrait``: photos of the face at random head poses, focal lengths and places
-    (:func:`portrait_rig`)."""
+    (:func:`portrait_rig`); ``texture``: an orbit of single photos from yaw -90 to 90, both
+    included (default 7 views, every 30 degrees), the views ``unwrap-uv --per-view`` turns into
+    Sample&Refine's partial textures."""
     cameras: Path | None = None
     """A camera file: IDR/H3DS ``cameras.npz``, NeRF ``transforms.json`` or a views file."""
 
@@ -517,6 +525,8 @@ class RigSpec:
             return self.yaw_range
         if self.cameras is None and self.preset in ("h3ds", "portrait"):
             return H3DS_YAWS if self.preset == "h3ds" else PORTRAIT_YAWS
+        if self.cameras is None and self.preset == "texture":
+            return TEXTURE_YAWS
         return (0.0, 360.0)
 
     @property
@@ -562,8 +572,12 @@ def make_rig(mesh: Mesh, spec: RigSpec, seed: int = 0) -> Cameras:
         center, radius = head_sphere(mesh)
         rngs = [np.random.default_rng([seed, 3, i]) for i in range(spec.views or PORTRAIT_VIEWS)]
         return portrait_rig(head_vertices(mesh), center, radius, frame, rngs, spec.size or 512, (low, high))
-    size, views = spec.size or 512, spec.views or 8
+    size, views = spec.size or 512, spec.views or (TEXTURE_VIEWS if spec.preset == "texture" else 8)
     center, radius = mesh.bounding_sphere()
+    if spec.preset == "texture" and spec.rig == "orbit":  # both ends of the yaw range included
+        fov = spec.fov if spec.fov is not None else 40.0
+        yaws = np.linspace(low, high, views) if views > 1 else np.array([(low + high) / 2])
+        return orbit(center, radius, yaws, np.asarray(pitches), (size, size), spec.projection, fov)
     if spec.rig == "random":
         rng = np.random.default_rng([seed, 1])
         return random_rig(rng, views, center, radius, (size, size), spec.projection, yaw_range=(low, high))

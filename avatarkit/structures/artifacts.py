@@ -152,7 +152,13 @@ class Texture:
         visibility: (H, W) float32 in [0, 1], how well each texel was seen.
         normal_map: (H, W, 3) float32 world-frame surface normal at each texel, or None.
         mirrored: (H, W) uint8, 1 where the colour came from the mirror texel, or None.
-        attrs: how it was made.
+        view_texture: (N, H, W, 3) uint8, each view's own partial texture (``unwrap-uv
+            --per-view``: what one photo gives, mirror-filled with ``--symmetric``), or None.
+        view_visibility: (N, H, W) float32, each view's visibility, or None.
+        view_mirrored: (N, H, W) uint8, each view's mirror-filled texels, or None.
+        view_yaw: (N,) float32, each view's camera yaw about the subject, degrees (0: in front,
+            90: on its left), or None.
+        attrs: how it was made (``uv_layout``: a fingerprint of the mesh's UV layout).
     """
 
     texture: np.ndarray
@@ -160,6 +166,10 @@ class Texture:
     normal_map: np.ndarray | None = None
     mirrored: np.ndarray | None = None
     attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    view_texture: np.ndarray | None = None
+    view_visibility: np.ndarray | None = None
+    view_mirrored: np.ndarray | None = None
+    view_yaw: np.ndarray | None = None
 
 
 @dataclasses.dataclass

@@ -74,13 +74,15 @@ def unwrap_uv(
     symmetric: bool = False,
     atlas: bool = False,
     device: str = "cpu",
+    per_view: bool = False,
 ) -> Texture | Mesh:
     """The core of ``avatarkit unwrap-uv``: ``views`` onto ``mesh``'s UV layout (:func:`unwrap`;
     ``atlas``: an xatlas layout made first, the result a mesh wearing the texture), or without
     a mesh the views' UV images splatted (:func:`splat_uv_images`), or photos with DensePose
     IUV images into DensePose's atlas (:func:`splat_iuv_images`). ``size``: texels per side
-    (default 1024; each DensePose part's tile, default 200)."""
-    check_unwrap(mesh is not None, views, size, symmetric, atlas)
+    (default 1024; each DensePose part's tile, default 200). ``per_view``: each view's own
+    partial texture too (:func:`unwrap`)."""
+    check_unwrap(mesh is not None, views, size, symmetric, atlas, per_view)
     if isinstance(views, IuvImages):
         return splat_iuv_images(views.rgb, views.iuv, size or 200, views.names)
     size = size or 1024
@@ -92,16 +94,23 @@ def unwrap_uv(
         raise MeshError("the mesh has no UVs; pass --atlas to make an atlas")
     if views is None:
         return mesh  # the atlas with its baked colours
-    texture = unwrap(mesh, views, size, symmetric, device)
+    texture = unwrap(mesh, views, size, symmetric, device, per_view=per_view)
     return dataclasses.replace(mesh, texture=texture.texture) if atlas else texture
 
 
 def check_unwrap(
-    has_mesh: bool, views: Views | IuvImages | None, size: int | None, symmetric: bool, atlas: bool
+    has_mesh: bool,
+    views: Views | IuvImages | None,
+    size: int | None,
+    symmetric: bool,
+    atlas: bool,
+    per_view: bool = False,
 ) -> None:
     """Raise :class:`OptionError` for a request :func:`unwrap_uv` cannot do (before a mesh is read)."""
     if not has_mesh and views is None:
         raise OptionError("give a mesh, --views, or both")
+    if per_view and (not has_mesh or atlas or views is None or isinstance(views, IuvImages)):
+        raise OptionError("--per-view projects each view onto a mesh's own UV layout: give the mesh and --views")
     if views is None and not atlas:
         raise OptionError("nothing to project: give --views, or --atlas to make an atlas for the mesh")
     if size is not None and size < 1:
@@ -112,6 +121,27 @@ def check_unwrap(
         check_texture_size(*((6 * size, 4 * size) if isinstance(views, IuvImages) else (size, size)))
 
 
+def uv_layout(mesh: Mesh) -> str:
+    """A fingerprint of ``mesh``'s UV layout (its UVs to 1e-4 and their faces): meshes with the
+    same layout (every ``synth`` person: Anny's) give the same string; textures record it as
+    their ``uv_layout`` attribute, so a texture of another layout can be refused by name."""
+    import hashlib
+
+    if not mesh.has_uvs:
+        raise MeshError("the mesh has no UVs")
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(np.rint(np.asarray(mesh.uvs, np.float64) * 1e4).astype(np.int64).tobytes())
+    digest.update(np.asarray(mesh.face_uvs, np.int64).tobytes())
+    return f"uv-{digest.hexdigest()}"
+
+
+def view_yaws(cameras: Cameras) -> np.ndarray:
+    """(N,) float32: the yaw each camera looks from, degrees about +Y, rounded to 0.1 (0: from
+    +Z, in front of the subject; 90: from +X, its left), as orbit rigs count it."""
+    back = -cameras.world_to_cam[:, 2, :3]  # from the subject towards the camera
+    return (np.round(np.degrees(np.arctan2(back[:, 0], back[:, 2])), 1) + 0.0).astype(np.float32)  # no -0
+
+
 def unwrap(
     mesh: Mesh,
     views: Views,
@@ -119,8 +149,12 @@ def unwrap(
     symmetric: bool = False,
     device: str = "cpu",
     min_visibility: float = 0.05,
+    per_view: bool = False,
 ) -> Texture:
-    """Blend ``views`` into ``mesh``'s UV layout; see the module docstring.
+    """Blend ``views`` into ``mesh``'s UV layout; see the module docstring. ``per_view``: each
+    view's own partial texture as well (``view_texture``, ``view_visibility``,
+    ``view_mirrored``, ``view_yaw``: what a single photo gives, mirror-filled with
+    ``symmetric``: Sample&Refine's training inputs).
 
     Raises:
         MeshError: the mesh has no UVs.
@@ -144,7 +178,7 @@ def unwrap(
     accum = np.zeros((len(points), 3))
     weight = np.zeros(len(points))
     best = np.zeros(len(points))
-    blind, disagree = [], []
+    blind, disagree, each = [], [], []
     for i in range(len(views)):
         depth = caster.gbuffer(cameras, slice(i, i + 1)).depth[0]
         cos, pix = _seen(cameras, i, points, normals, depth, views.mask[i])
@@ -153,9 +187,12 @@ def unwrap(
             blind.append(i)
         elif _iou(depth > 0, views.mask[i] > 0) < MIN_MASK_IOU:
             disagree.append(i)
-        accum[seen] += cos[seen, None] * _bilinear(views.rgb[i], pix[seen])
+        colors = _bilinear(views.rgb[i], pix[seen])
+        accum[seen] += cos[seen, None] * colors
         weight[seen] += cos[seen]
         best = np.maximum(best, np.where(seen, cos, 0.0))
+        if per_view:
+            each.append((seen, np.where(seen, cos, 0.0), colors))
     if len(blind) == len(views):
         raise InputError("no view sees any texel of the mesh (cameras, masks or mesh do not match?)")
     if blind:
@@ -178,11 +215,16 @@ def unwrap(
     normal_map = np.zeros((size, size, 3), np.float32)
     normal_map[covered] = normals
     mirrored = np.zeros((size, size), np.uint8)
-    if symmetric:
-        _fill_from_mirror(mesh, texture, visibility, mirrored, covered, points, device)
+    source = _mirror_source(mesh, covered, points, device) if symmetric else None
+    if source is not None:
+        _fill_from_mirror(texture, visibility, mirrored, source)
     seen_texels = visibility > 0
     filled = seen_texels | (mirrored > 0)
     texture = dilate_into_gutter(texture, filled)  # bilinear lookups never blend in the unfilled black
+    stacks: dict[str, np.ndarray] = {}
+    if per_view:
+        stacks = _per_view(each, covered, source, size)
+        stacks["view_yaw"] = view_yaws(cameras)
     attrs = {
         "source": "views",
         "views": np.int64(len(views)),
@@ -191,8 +233,27 @@ def unwrap(
         "min_visibility": float(min_visibility),
         "seen_fraction": float(seen_texels[covered].mean()) if covered.any() else 0.0,
         "mirrored_fraction": float((mirrored[covered] > 0).mean()) if covered.any() else 0.0,
+        "uv_layout": uv_layout(mesh),
+        "per_view": bool(per_view),
     }
-    return Texture(texture, visibility, normal_map, mirrored if symmetric else None, attrs)
+    return Texture(texture, visibility, normal_map, mirrored if symmetric else None, attrs, **stacks)
+
+
+def _per_view(each, covered: np.ndarray, source, size: int) -> dict[str, np.ndarray]:
+    """Each view's own texture, visibility and mirror-filled texels (N, H, W, ...)."""
+    n = len(each)
+    textures = np.zeros((n, size, size, 3), np.uint8)
+    visibilities = np.zeros((n, size, size), np.float32)
+    mirrors = np.zeros((n, size, size), np.uint8)
+    for i, (seen, cos, colors) in enumerate(each):
+        texture, visibility, mirrored = textures[i], visibilities[i], mirrors[i]
+        rows, cols = np.nonzero(covered)
+        texture[rows[seen], cols[seen]] = np.clip(np.rint(colors), 0, 255).astype(np.uint8)
+        visibility[covered] = cos
+        if source is not None:
+            _fill_from_mirror(texture, visibility, mirrored, source)
+        textures[i] = dilate_into_gutter(texture, (visibility > 0) | (mirrored > 0))
+    return {"view_texture": textures, "view_visibility": visibilities, "view_mirrored": mirrors}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -240,19 +301,26 @@ def _bilinear(image: np.ndarray, pix: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def _fill_from_mirror(mesh, texture, visibility, mirrored, covered, points, device) -> None:
-    """Texels never seen take the colour of the texel at their mirror point, if that was seen."""
+def _mirror_source(mesh, covered, points, device) -> tuple[np.ndarray, ...]:
+    """Per covered texel: its (row, col), and the UV and texel (row, col) of its mirror point."""
     from avatarkit.geometry.sdf import MeshDistance
-    from avatarkit.geometry.surface import sample_texture
 
     plane = float(np.median(mesh.vertices[:, 0]))
     reflected = points * np.array([-1.0, 1.0, 1.0]) + np.array([2 * plane, 0.0, 0.0])
     hit = MeshDistance(mesh.vertices, mesh.faces, device).query(reflected, "normal")
     uv = interpolate(mesh.uvs, mesh.face_uvs, hit.face, hit.bary)
-    size = texture.shape[0]
+    size = covered.shape[0]
     col = np.clip((uv[:, 0] * size).astype(np.int64), 0, size - 1)
     row = np.clip(((1 - uv[:, 1]) * size).astype(np.int64), 0, size - 1)
     rows, cols = np.nonzero(covered)
+    return rows, cols, uv, row, col
+
+
+def _fill_from_mirror(texture, visibility, mirrored, source) -> None:
+    """Texels never seen take the colour of the texel at their mirror point, if that was seen."""
+    from avatarkit.geometry.surface import sample_texture
+
+    rows, cols, uv, row, col = source
     unseen = visibility[rows, cols] == 0
     source_seen = visibility[row, col] > 0
     take = unseen & source_seen
