@@ -70,6 +70,14 @@ def reconstruct(
     checkpoint: Annotated[
         Literal[WHICH], typer.Option(help="Which checkpoint of a run folder: best by validation, or last.")
     ] = "best",
+    shaded: Annotated[
+        bool,
+        typer.Option(
+            "--shaded",
+            help="Colour the vertices with the shaded colour (albedo x the shading the image's light gives), not "
+            "the albedo (methods with a shading network: phorhum).",
+        ),
+    ] = False,
     preview: Annotated[
         bool,
         typer.Option(
@@ -83,7 +91,7 @@ def reconstruct(
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
-    """Reconstruct a mesh from each input, in world metres.
+    """Reconstruct a mesh from each input, in world metres (with vertex colours for methods that learn them).
 
     Image-based methods (pifu) see each image through its camera: the run's training camera by
     default (the image must then be framed as the training views were, and be their size), a
@@ -134,6 +142,11 @@ def reconstruct(
             raise OptionError(f"{p}: {name} reconstructs from {_observed(observes)}, not {what}")
         if preview:
             raise OptionError(f"--preview shows the input image; {name} has none")
+    predictor = trained.predictor(device)
+    if shaded:
+        if not hasattr(predictor, "shaded"):
+            raise OptionError(f"--shaded: {name} learns no shading (phorhum does)")
+        predictor.shaded = True
     photo_camera = None
     if "image" in observes and not all(is_hdf5(p) for p in inputs):
         photo_camera = choose_camera(trained.camera(), camera, camera_index, target, trained.path)
@@ -141,7 +154,7 @@ def reconstruct(
         _reconstruct_one,
         observes=observes,
         run=trained.path,
-        predictor=trained.predictor(device),
+        predictor=predictor,
         camera=photo_camera,
         masks=mask,
         mask_threshold=mask_threshold,

@@ -1,0 +1,96 @@
+"""Phorhum's networks and losses: gradients reach G, f and s; patch rays go through their
+pixels; the point losses vanish for the true distances; presets pass their checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avatarkit.errors import OptionError
+from avatarkit.methods.configs import replace
+from avatarkit.methods.phorhum import train as T
+from avatarkit.methods.phorhum.config import PRESETS
+from avatarkit.methods.phorhum.model import PhorhumNet
+from avatarkit.render.projection import project
+
+
+def _config(**changes):
+    config = replace(PRESETS["small"], **{"image_size": 64, "channels": 16, "stem_channels": 8, "mlp": (32, 32),
+                                          "points": 64, "patch_size": 4, "trace_steps": 4, **changes})  # fmt: skip
+    config.check()
+    return config
+
+
+def _batch(config, batch=2, seed=0):
+    """Cameras 2 m in front of the origin looking down -Z, one orthographic and one perspective."""
+    g = torch.Generator().manual_seed(seed)
+    K = torch.tensor([[64.0, 0, 31.5], [0, 64.0, 31.5], [0, 0, 1]]).expand(batch, 3, 3).clone()
+    w2c = torch.eye(4).expand(batch, 4, 4).clone()
+    w2c[:, 1, 1], w2c[:, 2, 2], w2c[:, 2, 3] = -1, -1, 2.0
+    image = torch.rand(batch, 3, 64, 64, generator=g) * 2 - 1
+    mask = torch.zeros(batch, 1, 64, 64)
+    mask[:, :, 16:48, 24:40] = 1
+    rng = np.random.default_rng(seed)
+    uv, pm, rgb = zip(
+        *[T.patches(image[i], mask[i, 0], config.patches, config.patch_size, rng) for i in range(batch)], strict=True
+    )
+    sdf = torch.randn(batch, config.points, generator=g) * 0.05
+    sdf[:, : config.points // 2] = 0
+    normals = torch.nn.functional.normalize(torch.randn(batch, config.points, 3, generator=g), dim=-1)
+    return {
+        "image": image, "mask": mask, "K": K, "world_to_cam": w2c, "depth_center": torch.full((batch,), 2.0),
+        "orthographic": torch.tensor([True, False][:batch]), "points": torch.rand(batch, config.points, 3) - 0.5,
+        "labels": (sdf < 0).float(), "sdf": sdf, "normals": normals, "colors": torch.rand(batch, config.points, 3),
+        "patch_uv": torch.stack(uv), "patch_mask": torch.stack(pm), "patch_rgb": torch.stack(rgb),
+    }  # fmt: skip
+
+
+def test_every_loss_term_trains_its_networks():
+    torch.manual_seed(0)
+    config = _config()
+    net = PhorhumNet(config)
+    loss, logs = T.PhorhumMethod(config).loss(net, _batch(config))
+    expected = {"surface", "sdf", "label", "eikonal", "normal", "albedo", "projection", "render", "mask", "iou"}
+    assert set(logs) == expected and all(np.isfinite(v) for v in logs.values())
+    loss.backward()
+    for name in ("encoder", "light", "f", "s"):  # G, the illumination code, the SDF/albedo MLP, shading
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in getattr(net, name).parameters()), name
+    net.zero_grad(set_to_none=True)
+    # without the rendering loss, nothing reaches the shading network
+    loss, logs = T.PhorhumMethod(_config(patches=0)).loss(net, _batch(config))
+    loss.backward()
+    assert "render" not in logs and all(p.grad is None for p in net.s.parameters())
+
+
+def test_patch_rays_pass_through_their_pixels():
+    config = _config()
+    b = _batch(config)
+    origins, dirs, t0, t1 = T.patch_rays(b["patch_uv"], b["K"], b["world_to_cam"], b["orthographic"],
+                                         b["depth_center"], 0.8)  # fmt: skip
+    for t in (t0, 0.5 * (t0 + t1), t1):
+        uv, z = project(origins + t[..., None] * dirs, b["K"], b["world_to_cam"], b["orthographic"])
+        torch.testing.assert_close(uv, b["patch_uv"], atol=1e-3, rtol=0)
+    torch.testing.assert_close(z, torch.full_like(z, 2.8), atol=1e-4, rtol=0)  # t1: 0.8 m behind the target
+    assert torch.allclose(dirs.norm(dim=-1), torch.ones(1))
+
+
+def test_point_losses_vanish_for_the_true_field():
+    config = _config()
+    b = _batch(config)
+    grad = b["normals"]  # a field whose gradient is the true normal and values the true distances
+    terms = T.point_terms(b["sdf"].clone(), b["colors"].clone(), grad, b, config)
+    for name in ("surface", "sdf", "eikonal", "normal", "albedo", "projection"):
+        assert float(terms[name]) == pytest.approx(0.0, abs=1e-6), name
+    wrong = T.point_terms(b["sdf"] + 0.01, 1 - b["colors"], -grad, b, config)
+    assert all(float(wrong[n]) > 0.005 for n in ("surface", "sdf", "normal", "albedo", "projection"))
+
+
+def test_presets_check_and_bad_options_are_refused():
+    for preset in PRESETS.values():
+        preset.check()
+    assert PRESETS["default"].mask_input is False  # no matting at input
+    with pytest.raises(OptionError, match="--patch-size"):
+        _config(patch_size=128)
+    with pytest.raises(OptionError, match="--w-render"):
+        _config(w_render=-1.0)
