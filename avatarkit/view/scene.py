@@ -122,28 +122,34 @@ class Scene:
     problems: dict[Path, str]
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """(3,), (3,) corners of the box around every 3D item (as placed), metres."""
+        """(3,), (3,) corners of the box around the scene's meshes and points as placed (the 1st
+        to 99th percentile of each point set, so that a few far samples do not shrink the
+        subject), or around its cameras when it has nothing else; metres."""
         corners = []
         for item in self.items:
             if isinstance(item, Surface):
                 corners.append(item.vertices + item.offset)
-            elif isinstance(item, Points):
-                corners.append(item.points + item.offset)
-            elif isinstance(item, Frustum):
-                corners.append((item.position + item.offset)[None])
+            elif isinstance(item, Points) and len(item.points):
+                corners.append(np.percentile(item.points, [1, 99], axis=0) + item.offset)
+        if not corners:
+            corners = [(i.position + i.offset)[None] for i in self.items if isinstance(i, Frustum)]
         if not corners:
             return np.full(3, -0.5), np.full(3, 0.5)
         stacked = np.concatenate([np.asarray(c, dtype=np.float64).reshape(-1, 3) for c in corners])
         return stacked.min(0), stacked.max(0)
 
     def front_camera(self, fov: float = np.radians(50.0)) -> tuple[np.ndarray, np.ndarray]:
-        """(position, look_at) of a camera in front of the scene (on +Z, the way subjects face)
-        that sees its whole bounding sphere with vertical field of view ``fov``."""
+        """(position, look_at) of a camera in front of the scene (the way subjects face, +Z,
+        turned 20 degrees towards +X and raised 10 degrees, so that a views file's front camera
+        does not hide the subject) that sees the box of :meth:`bounds` whole with vertical field
+        of view ``fov``."""
         lo, hi = self.bounds()
         center = 0.5 * (lo + hi)
         radius = max(0.5 * float(np.linalg.norm(hi - lo)), 0.05)
         distance = radius / np.sin(fov / 2) * 1.05
-        return center + np.array([0.0, 0.0, distance]), center
+        yaw, pitch = np.radians(20.0), np.radians(10.0)
+        direction = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+        return center + distance * direction, center
 
     @property
     def point_count(self) -> int:
@@ -338,7 +344,7 @@ def samples_points(samples: Samples, name: str, label: str, max_points: int, siz
         colorings["color"] = np.asarray(samples.colors[keep], dtype=np.uint8)
     if samples.normals is not None:
         colorings["normal"] = normal_colors(samples.normals[keep])
-    note = f"sdf: blue -{scale * 1000:.1f} mm (inside), white 0, red +{scale * 1000:.1f} mm"
+    note = f"sdf: inside blue (dark at -{scale * 1000:.1f} mm), outside orange to dark red (+{scale * 1000:.1f} mm)"
     return Points(name, label, samples.points[keep].astype(np.float32), colorings, size, len(samples.points), note=note)
 
 
@@ -418,11 +424,20 @@ def _comparison(
 # ---------------------------------------------------------------------------- colours and small helpers
 
 
+SDF_COLORS = {
+    "inside": ((110, 160, 255), (20, 40, 150)),
+    "outside": ((255, 160, 90), (160, 20, 20)),
+}
+"""Signed-distance colours (sRGB): each side from its colour at the surface to its colour at the
+scale; light but saturated at 0, so that surface points stand out on the viewer's white."""
+
+
 def sdf_colors(sdf: np.ndarray, scale: float) -> np.ndarray:
-    """(N, 3) uint8: blue at ``-scale`` and below (inside), white at 0, red at ``+scale`` and above."""
+    """(N, 3) uint8: inside (negative) light blue at the surface to dark blue at ``-scale`` and
+    below; outside orange at the surface to dark red at ``+scale`` and above."""
     x = np.clip(np.asarray(sdf, dtype=np.float64) / scale, -1.0, 1.0)[:, None]
-    white, blue, red = np.array([255.0, 255, 255]), np.array([40.0, 70, 230]), np.array([220.0, 40, 40])
-    colors = np.where(x < 0, white + (blue - white) * -x, white + (red - white) * x)
+    (in0, in1), (out0, out1) = (np.array(SDF_COLORS[k], dtype=np.float64) for k in ("inside", "outside"))
+    colors = np.where(x < 0, in0 + (in1 - in0) * -x, out0 + (out1 - out0) * x)
     return np.rint(colors).astype(np.uint8)
 
 

@@ -92,12 +92,15 @@ def test_samples_colourings_and_subset(tmp_path):
 
 
 def test_sdf_and_normal_colours():
-    assert sdf_colors(np.array([-1.0, 0.0, 1.0, 5.0]), 1.0).tolist() == [
-        [40, 70, 230],
-        [255, 255, 255],
-        [220, 40, 40],
-        [220, 40, 40],
+    assert sdf_colors(np.array([-2.0, -1.0, -0.0, 1e-9, 1.0, 5.0]), 1.0).tolist() == [
+        [20, 40, 150],
+        [20, 40, 150],
+        [255, 160, 90],  # 0 is outside (the surface itself)
+        [255, 160, 90],
+        [160, 20, 20],
+        [160, 20, 20],
     ]
+    assert sdf_colors(np.array([-1e-9]), 1.0).tolist() == [[110, 160, 255]]
     assert normal_colors(np.array([[0.0, 0, 2.0], [-1.0, 0, 0]])).tolist() == [[128, 128, 255], [0, 128, 128]]
 
 
@@ -201,7 +204,8 @@ def test_front_camera_sees_the_whole_scene(tmp_path):
     scene = build_scene([path])
     fov = np.radians(50)
     position, look_at = scene.front_camera(fov)
-    assert np.allclose(look_at, [0, 0.9, 0], atol=1e-3) and position[2] > look_at[2]
+    assert np.allclose(look_at, [0, 0.9, 0], atol=1e-3) and position[2] > look_at[2] + 1.0
+    axis = (look_at - position) / np.linalg.norm(look_at - position)
     v = scene.items[0].vertices - position
-    angle = np.arccos(-v[:, 2] / np.linalg.norm(v, axis=1))
+    angle = np.arccos(v @ axis / np.linalg.norm(v, axis=1))
     assert angle.max() < fov / 2
