@@ -183,6 +183,7 @@ class PhorhumMethod(ImageMethod):
         if not self.val_index or not self.config.needs_colors:
             return metrics, images
         keys = D.validation_keys(self.view_sets, self.val_index, 2, self.config.seed)
+        net: Any = model  # a PhorhumNet
         total, count = 0.0, 0
         with torch.no_grad():
             for i in range(0, len(keys), self.config.batch_size):
@@ -190,8 +191,8 @@ class PhorhumMethod(ImageMethod):
                     [self.val_set[k] for k in keys[i : i + self.config.batch_size]]
                 )
                 b = self.to_device(batch)
-                features = model.encode(b["image"])
-                _, albedo = model.surface(features, b["points"], *self._camera(b))
+                features = net.encode(b["image"])
+                _, albedo = net.surface(features, b["points"], *self._camera(b))
                 on = b["sdf"] == 0
                 total += float(((albedo.float() - b["colors"]).abs().mean(-1) * on).sum())
                 count += int(on.sum())
