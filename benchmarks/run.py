@@ -11,7 +11,10 @@ Peers that are not avatarkit dependencies are installed by hand: ``landmarks`` c
 dlib (``pip install dlib-bin face_recognition_models``; ``REAL_PHOTOS=DIR`` adds insightface's
 sample photos) and measures only our side without it. ``geopifu`` (PIFu against Geo-PIFu, trained
 for the same wall clock on the same people; sized by ``PEOPLE``, ``TEST``, ``SIZE``, ``SECONDS``,
-``RESOLUTION``, ``CONFIG``, ``TRAIN_ARGS``) takes minutes per method, like ``head``.
+``RESOLUTION``, ``CONFIG``, ``TRAIN_ARGS``) takes minutes per method, like ``head``; so does ``phorhum``
+(Phorhum against PIFu for the same wall clock, geometry and albedo PSNR/SSIM; sized by ``PEOPLE``,
+``TEST``, ``SIZE``, ``VIEWS``, ``POINTS``, ``SECONDS``, ``RESOLUTION``, ``HDRI``, ``TRAIN_ARGS``,
+``PHORHUM_ARGS``).
 """
 
 from __future__ import annotations
