@@ -14,7 +14,9 @@ for the same wall clock on the same people; sized by ``PEOPLE``, ``TEST``, ``SIZ
 ``RESOLUTION``, ``CONFIG``, ``TRAIN_ARGS``) takes minutes per method, like ``head``; so does ``phorhum``
 (Phorhum against PIFu for the same wall clock, geometry and albedo PSNR/SSIM; sized by ``PEOPLE``,
 ``TEST``, ``SIZE``, ``VIEWS``, ``POINTS``, ``SECONDS``, ``RESOLUTION``, ``HDRI``, ``TRAIN_ARGS``,
-``PHORHUM_ARGS``).
+``PHORHUM_ARGS``). ``view`` (frames per second of ``avatarkit view`` by point count in headless
+Chromium; ``POINTS``, ``SECONDS``, ``CHROMIUM_FLAGS``) needs Debian's ``chromium``, as the
+viewer's screenshots do.
 """
 
 from __future__ import annotations

@@ -42,10 +42,11 @@ def find_chromium() -> Path:
     )
 
 
-def chromium_arguments(url: str, width: int, height: int, profile: Path) -> list[str]:
+def chromium_arguments(url: str, width: int, height: int, profile: Path, extra: tuple[str, ...] = ()) -> list[str]:
     """Command-line flags of a headless Chromium showing ``url`` in a ``width`` x ``height``
     window: software WebGL (SwiftShader), a throw-away profile, no sandbox when run as root
-    (Chromium refuses to start as root with one)."""
+    (Chromium refuses to start as root with one); ``extra`` flags after these (the last of a
+    repeated flag wins)."""
     args = [
         "--headless=new",
         "--use-angle=swiftshader",
@@ -64,7 +65,7 @@ def chromium_arguments(url: str, width: int, height: int, profile: Path) -> list
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")
-    return [*args, url]
+    return [*args, *extra, url]
 
 
 @contextlib.contextmanager
@@ -73,7 +74,7 @@ def headless_chromium(url: str, width: int, height: int, extra: tuple[str, ...] 
     kill after 5 s) and its profile removed afterwards, however the block ends."""
     executable = find_chromium()
     with tempfile.TemporaryDirectory(prefix="avatarkit-chromium-") as profile:
-        command = [str(executable), *extra, *chromium_arguments(url, width, height, Path(profile))]
+        command = [str(executable), *chromium_arguments(url, width, height, Path(profile), extra)]
         try:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
