@@ -9,14 +9,14 @@ The pipeline, sized by environment variables:
   and the same samples;
 - the last ``TEST`` people are held out: the training files are passed by name, so they are
   never seen (each trainer's ``--val-fraction`` validation subject comes out of the others);
-- ``train pifu --config CONFIG`` (default small) for ``SECONDS`` of wall clock
-  (``--max-time``), then Geo-PIFu for the same ``SECONDS`` in all, one after the other
-  (never in parallel: they would share the cores unevenly). ``--stage both`` switches stage by *steps* (``coarse_share`` of
-  ``max_steps``), so under a time budget with an unreachable ``max_steps`` it would never
-  reach the query stage; the benchmark runs the two stages as Geo-PIFu does, as two runs
-  (``--stage coarse`` for ``coarse_share`` of the time, then ``--stage query --coarse-run``
-  for the rest), with ``GEO_MODE=both`` to use one ``--stage both`` run of
-  ``GEO_STEPS`` steps capped at ``SECONDS`` instead;
+- ``train pifu --config CONFIG`` (default small) and ``train geopifu`` for ``SECONDS`` of wall
+  clock each (``--max-time``): with ``PARALLEL=1`` (the default) both at once, one thread each,
+  so that the machine's other load falls on both alike, with the CPU seconds each used
+  reported; with ``PARALLEL=0`` one after the other, all threads each. Geo-PIFu is one
+  ``--stage both`` run (its stage 2 begins once ``COARSE_SHARE`` of the time is spent); with
+  ``PARALLEL=0 GEO_MODE=split`` two runs as Geo-PIFu trains (``--stage coarse`` for that share
+  of the time, then ``--stage query --coarse-run`` for the rest); ``GEO_ARGS``: options for
+  ``train geopifu`` alone;
 - ``reconstruct RUN VIEWS --view 0 --resolution RESOLUTION`` of each held-out person with both
   runs, scored with ``evaluate-chamfer --protocol geopifu`` (vertex CD and PSD x1e4, normal
   cosine; Geo-PIFu's Table 1 on DeepHuman: PIFu 2.604 / 4.026 / 0.0914, Geo-PIFu 1.742 /
@@ -27,6 +27,7 @@ The pipeline, sized by environment variables:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -62,6 +63,33 @@ def timed(seconds: dict, key: str, *args, **kwargs):
     return out
 
 
+def together(jobs: dict[str, list], seconds: dict) -> dict[str, float]:
+    """Run avatarkit commands at the same time, each on one thread (OMP_NUM_THREADS=1), so the
+    machine's other load falls on all alike; their wall seconds go to ``seconds``, and the CPU
+    seconds each used (user + system, from its own resource usage) are returned."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    cpu, failed = {}, []
+    with contextlib.ExitStack() as stack:  # logs in files, never a pipe: a full one would stall a job
+        logs = {key: stack.enter_context(tempfile.TemporaryFile()) for key in jobs}
+        procs = {
+            key: subprocess.Popen([*AVATARKIT, *map(str, a)], env=env, stdout=subprocess.DEVNULL, stderr=logs[key])
+            for key, a in jobs.items()
+        }
+        for key, proc in procs.items():
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            seconds[key] = round(time.perf_counter() - start, 1)
+            cpu[key] = round(usage.ru_utime + usage.ru_stime, 1)
+            if proc.returncode != 0:
+                logs[key].seek(0)
+                err = logs[key].read().decode(errors="replace").strip()[-2000:]
+                failed.append(f"avatarkit {' '.join(map(str, jobs[key]))} failed: {err}")
+    if failed:
+        raise RuntimeError("\n".join(failed))
+    return cpu
+
+
 def metrics(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
@@ -69,6 +97,13 @@ def metrics(run: Path) -> list[dict]:
 
 def last_step(rows: list[dict]) -> int:
     return max((int(r.get("step", 0)) for r in rows), default=0)
+
+
+def query_from(run: Path) -> int | None:
+    """The step a --stage both run's stage 2 began at (saved with its last checkpoint)."""
+    from avatarkit.methods import checkpoint
+
+    return checkpoint.load(checkpoint.find(run, "last")).get("method_state", {}).get("query_from")
 
 
 def flags(name: str, files: list[Path]) -> list:
@@ -85,7 +120,9 @@ def run(out: Path | None = None) -> dict:
     size, resolution = int(setting("SIZE", "256")), int(setting("RESOLUTION", "128"))
     budget = float(setting("SECONDS", "300"))
     render_preset = setting("RENDER_PRESET", "geopifu")
-    geo_mode, geo_steps = setting("GEO_MODE", "split"), int(setting("GEO_STEPS", "200"))
+    geo_mode = setting("GEO_MODE", "both")
+    parallel = setting("PARALLEL", "1") == "1"
+    geo_extra = setting("GEO_ARGS", "").split()  # options for train geopifu only, e.g. --coarse-upsample 4
     coarse_share = float(setting("COARSE_SHARE", "0.45"))
     config = setting("CONFIG", "small")  # small (CPU) or default (the papers' networks)
     extra = setting("TRAIN_ARGS", "").split()  # options for both trainers, e.g. --image-size 128
@@ -112,16 +149,28 @@ def run(out: Path | None = None) -> dict:
     common = ["--config", config, "--max-steps", 1_000_000, "--device", "cpu", "--overwrite", "-q", *extra]
     runs = {"pifu": root / "runs" / "pifu", "geopifu": root / "runs" / "geopifu"}
 
-    timed(seconds, "train_pifu", "train", "pifu", *flags("--views", views), *flags("--samples", samples),
-          "-o", runs["pifu"], *common, "--max-time", budget)  # fmt: skip
+    pifu_args = ["train", "pifu", *flags("--views", views), *flags("--samples", samples), "-o", runs["pifu"],
+                 *common, "--max-time", budget]  # fmt: skip
     geo = [*flags("--views", views), *flags("--voxels", voxels), *flags("--samples", samples)]
+    geo_args = ["train", "geopifu", *geo, "-o", runs["geopifu"], *common, "--stage", "both",
+                "--coarse-share", coarse_share, "--max-time", budget, *geo_extra]  # fmt: skip
+    cpu = {}
+    if parallel:  # both at once, one thread each: whatever else the machine runs loads both alike
+        cpu = together({"train_pifu": pifu_args, "train_geopifu": geo_args}, seconds)
+        geo_mode = "both"
+    else:
+        timed(seconds, "train_pifu", *pifu_args)
     curves = {"pifu": metrics(runs["pifu"])}
     steps = {"pifu": last_step(curves["pifu"])}
-    if geo_mode == "both":
-        timed(seconds, "train_geopifu", "train", "geopifu", *geo, "-o", runs["geopifu"], *common,
-              "--stage", "both", "--max-steps", geo_steps, "--max-time", budget)  # fmt: skip
+    if parallel:
         curves["geopifu"] = metrics(runs["geopifu"])
         steps["geopifu"] = last_step(curves["geopifu"])
+        steps["geopifu_query_from"] = query_from(runs["geopifu"])
+    elif geo_mode == "both":
+        timed(seconds, "train_geopifu", *geo_args)
+        curves["geopifu"] = metrics(runs["geopifu"])
+        steps["geopifu"] = last_step(curves["geopifu"])
+        steps["geopifu_query_from"] = query_from(runs["geopifu"])
     else:
         coarse = root / "runs" / "geopifu_coarse"
         timed(seconds, "train_geopifu", "train", "geopifu", *geo, "-o", coarse, *common,
@@ -175,10 +224,13 @@ def run(out: Path | None = None) -> dict:
             "seconds_each": budget,
             "geo_mode": geo_mode,
             "coarse_share": coarse_share,
+            "parallel": parallel,
+            "geo_args": geo_extra,
             "config": config,
             "train_args": extra,
         },
         "steps": steps,
+        "train_cpu_seconds": cpu,
         "curves": curves,
         "table": table,
         "ratio_geopifu_over_pifu": ratio,
