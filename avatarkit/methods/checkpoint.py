@@ -55,9 +55,16 @@ class RunFolder:
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
 
+    @property
+    def validation(self) -> Path:
+        """The latest validation mesh of each held-out subject a method reconstructs
+        (``STEM.h5``, a ``mesh`` file whose provenance input is the subject's true mesh);
+        ``avatarkit view RUN`` shows them."""
+        return self.root / "validation"
+
     def files(self) -> tuple[Path, ...]:
         """Everything a run writes into its folder (the rest of the folder is the user's)."""
-        return (self.checkpoints, self.tensorboard, self.metrics, self.config)
+        return (self.checkpoints, self.tensorboard, self.metrics, self.config, self.validation)
 
     def has_run(self) -> bool:
         """Whether a run wrote here (a checkpoint, or its logs from a run that died before one)."""

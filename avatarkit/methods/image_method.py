@@ -32,6 +32,7 @@ from avatarkit.methods.split import split_subjects
 if TYPE_CHECKING:
     from avatarkit.reconstruct.field import ImplicitField
     from avatarkit.reconstruct.inputs import ImageInput
+    from avatarkit.structures import Mesh
 
 
 class ImageMethod:
@@ -52,6 +53,8 @@ class ImageMethod:
         self.restored: RunState = restored or {}
         self.data = {name: [Path(p) for p in (data.get(name) or [])] for name in (*self.inputs, "meshes")}
         self.device = torch.device("cpu")
+        self.validation_meshes: dict[str, tuple[Mesh, Path | None]] = {}
+        """The latest validation mesh per subject stem, with its true mesh's path."""
 
     # ------------------------------------------------------------------ to give
 
@@ -154,13 +157,15 @@ class ImageMethod:
 
     def _validation_mesh(self, model: torch.nn.Module):
         """Chamfer and P2S (cm) of the first held-out subject with a ground-truth mesh,
-        reconstructed from its first view, and a preview of input, truth and prediction."""
+        reconstructed from its first view, and a preview of input, truth and prediction; the
+        mesh and its truth's path are kept in ``validation_meshes`` (the trainer writes them)."""
         from avatarkit.evaluate.chamfer import Protocol, evaluate_meshes
         from avatarkit.io.meshfile import load_mesh
         from avatarkit.reconstruct.field import reconstruct_field
         from avatarkit.reconstruct.inputs import read_view_input
         from avatarkit.reconstruct.preview import preview
 
+        self.validation_meshes = {}
         candidates = [i for i in self.val_index if self.subjects[i].mesh is not None]
         if not candidates:
             return None
@@ -177,6 +182,7 @@ class ImageMethod:
         protocol = Protocol("validation", samples=20_000, units="cm", taus=(0.01,))
         values = evaluate_meshes(result.mesh, gt, protocol, seed=self.config.seed, device=str(self.device)).values
         metrics = {"val/chamfer_cm": values["chamfer_l1"], "val/p2s_cm": values["p2s"]}
+        self.validation_meshes = {subject.stem: (result.mesh, truth)}
         return metrics, preview(view, result.mesh, str(self.device), 256)
 
     def batch_images(self, batch: dict) -> np.ndarray:

@@ -213,6 +213,8 @@ def train(
                 with torch.no_grad():
                     metrics, images = method.validate(model, meshes)
                 model.train()
+                if meshes:
+                    _write_validation_meshes(folder, getattr(method, "validation_meshes", {}))
                 for name, value in metrics.items():
                     writer.add_scalar(name, value, at)
                 for name, image in images.items():
@@ -346,6 +348,16 @@ def _restore(resume: dict[str, Any], config, model, optimizer, scaler) -> tuple[
     if resume.get("scaler"):
         scaler.load_state_dict(resume["scaler"])
     return int(resume["step"]), dict(resume["best"]), dict(resume.get("metrics", {}))
+
+
+def _write_validation_meshes(folder: ckpt.RunFolder, meshes: dict[str, tuple[Any, Path | None]]) -> None:
+    """A method's latest validation meshes (stem -> (mesh, its true mesh's path or None)) as
+    ``validation/STEM.h5``, each naming its truth as its provenance input."""
+    from avatarkit.io.hdf5 import Provenance, write_artifact
+
+    for stem, (mesh, truth) in meshes.items():
+        inputs = (str(truth),) if truth is not None else ()
+        write_artifact(folder.validation / f"{stem}.h5", mesh, Provenance("avatarkit train (validation)", inputs))
 
 
 def _set_aside(folder: ckpt.RunFolder) -> Path | None:

@@ -192,29 +192,33 @@ def build_scene(
     rng = np.random.default_rng(seed)
     loaded: list[tuple[Path, object]] = []
     problems: dict[Path, str] = {}
-    for path in _expand(paths, problems):
+    run_truths: dict[Path, Path] = {}
+    for path in _expand(paths, problems, run_truths):
         try:
             loaded.append((path, read_viewable(path)))
         except AvatarkitError as exc:
             problems[path] = exc.message if exc.path is not None else str(exc)
-    truth_mesh = None
+    groups = _run_comparisons(loaded, run_truths)
+    from_runs = {pred for _, preds in groups for pred, _ in preds}
+    loaded = [(p, m) for p, m in loaded if p not in from_runs]
+    meshes = [(p, m) for p, m in loaded if isinstance(m, Mesh)]
     if truth is not None:
         from avatarkit.io.meshfile import load_mesh
 
-        truth_mesh = (truth, load_mesh(truth))
-    meshes = [(p, m) for p, m in loaded if isinstance(m, Mesh)]
-    if truth_mesh is None and len(meshes) == 2:
-        truth_mesh = meshes[1]
-        loaded = [(p, m) for p, m in loaded if p != truth_mesh[0]]
+        groups.append(((truth, load_mesh(truth)), meshes))
+    elif len(meshes) == 2:
+        groups.append((meshes[1], meshes[:1]))
+    compared = list(dict.fromkeys(p for (t, _), preds in groups for p in [t, *(q for q, _ in preds)]))
+    loaded = [(p, m) for p, m in loaded if p not in compared]
     items: list[Item] = []
     shown: dict[Path, str] = {}
     names: dict[Path, str] = {}
-    for path in [*(p for p, _ in loaded), *([truth_mesh[0]] if truth_mesh else [])]:
+    for path in [*(p for p, _ in loaded), *compared]:
         names[path] = _unique_name(path, set(names.values()))
-    if truth_mesh is not None:
-        compared = [(p, m) for p, m in loaded if isinstance(m, Mesh)]
-        items += _comparison(truth_mesh, compared, names, device, shown)
-        loaded = [(p, m) for p, m in loaded if not isinstance(m, Mesh)]
+    start = 0.0
+    for group_truth, predictions in groups:
+        new, start = _comparison(group_truth, predictions, names, device, shown, start)
+        items += new
     step = _row_step(loaded) if layout == "row" else 0.0
     for index, (path, obj) in enumerate(loaded):
         offset = np.array([index * step, 0.0, 0.0])
@@ -262,9 +266,10 @@ def read_viewable(path: Path) -> object:
     )
 
 
-def _expand(paths: list[Path], problems: dict[Path, str]) -> list[Path]:
-    """Files as given; a training run folder becomes its validation meshes; other folders
-    become their files the viewer reads."""
+def _expand(paths: list[Path], problems: dict[Path, str], run_truths: dict[Path, Path]) -> list[Path]:
+    """Files as given; a training run folder becomes its validation meshes (each with the true
+    mesh its provenance names, into ``run_truths``); other folders become the files in them the
+    viewer reads."""
     files: list[Path] = []
     for path in paths:
         if not path.is_dir():
@@ -272,6 +277,7 @@ def _expand(paths: list[Path], problems: dict[Path, str]) -> list[Path]:
             continue
         if (path / "config.json").is_file():
             found = _run_meshes(path)
+            run_truths.update(_provenance_truths(found))
             if not found:
                 problems[path] = (
                     f"a training run without validation meshes (no mesh files in {VALIDATION_FOLDER}/; "
@@ -297,6 +303,40 @@ def _run_meshes(run: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (*HDF5_SUFFIXES, *MESH_SUFFIXES))
+
+
+def _provenance_truths(meshes: list[Path]) -> dict[Path, Path]:
+    """Validation mesh -> the true mesh its provenance names (its first input), where that file
+    still exists."""
+    from avatarkit.io.hdf5 import open_h5
+
+    truths = {}
+    for path in meshes:
+        if path.suffix.lower() not in HDF5_SUFFIXES:
+            continue
+        try:
+            with open_h5(path) as f:
+                inputs = [str(p) for p in np.atleast_1d(f.attrs.get("inputs", []))]
+        except AvatarkitError:
+            continue  # read_viewable says what is wrong with it
+        if inputs and Path(inputs[0]).is_file():
+            truths[path] = Path(inputs[0])
+    return truths
+
+
+def _run_comparisons(loaded: list[tuple[Path, object]], run_truths: dict[Path, Path]) -> list[tuple]:
+    """(truth, [prediction]) for each validation mesh read whose truth can be read; a truth
+    that cannot leaves its mesh to be shown alone."""
+    from avatarkit.io.meshfile import load_mesh
+
+    groups = []
+    for path, obj in loaded:
+        if path in run_truths and isinstance(obj, Mesh):
+            try:
+                groups.append(((run_truths[path], load_mesh(run_truths[path])), [(path, obj)]))
+            except AvatarkitError:
+                continue
+    return groups
 
 
 # ---------------------------------------------------------------------------- items
@@ -393,32 +433,40 @@ def view_frusta(views: Views, name: str, label: str) -> list[Frustum]:
 
 
 def _comparison(
-    truth: tuple[Path, Mesh], predictions: list[tuple[Path, Mesh]], names: dict[Path, str], device: str, shown
-) -> list[Item]:
-    """The truth where it is; each prediction and its error heatmap beside it along +X."""
+    truth: tuple[Path, Mesh],
+    predictions: list[tuple[Path, Mesh]],
+    names: dict[Path, str],
+    device: str,
+    shown: dict[Path, str],
+    start: float = 0.0,
+) -> tuple[list[Item], float]:
+    """The truth moved ``start`` metres along +X (0: where it is); each prediction and its error
+    heatmap beside it along +X. Returns the items and where the next group may start."""
     from avatarkit.evaluate.heatmap import error_mesh
 
     truth_path, gt = truth
-    items: list[Item] = [mesh_surface(gt, names[truth_path], f"{truth_path.name} (truth)")]
+    surface = mesh_surface(gt, names[truth_path], f"{truth_path.name} (truth)")
+    surface.offset = np.array([start, 0.0, 0.0])
+    items: list[Item] = [surface]
     shown[truth_path] = f"ground truth, {len(gt.vertices):,} vertices"
     step = 1.2 * max(float(gt.extent()[0]), 0.3)
     for index, (path, pred) in enumerate(predictions):
         heat, vmax = error_mesh(pred, gt, device)
         name = names[path]
         surface = mesh_surface(pred, name, path.name)
-        surface.offset = np.array([(2 * index + 1) * step, 0.0, 0.0])
+        surface.offset = np.array([start + (2 * index + 1) * step, 0.0, 0.0])
         heatmap = Surface(
             f"{name}_error",
             f"{path.name} error",
             heat.vertices,
             heat.faces,
             vertex_colors=heat.vertex_colors,
-            offset=np.array([(2 * index + 2) * step, 0.0, 0.0]),
+            offset=np.array([start + (2 * index + 2) * step, 0.0, 0.0]),
             note=f"distance to the truth: blue 0, red {vmax * 1000:.1f} mm or more (95th percentile)",
         )
         items += [surface, heatmap]
         shown[path] = f"compared with {truth_path.name}: red = {vmax * 1000:.1f} mm"
-    return items
+    return items, start + (2 * len(predictions) + 1) * step
 
 
 # ---------------------------------------------------------------------------- colours and small helpers

@@ -10,7 +10,7 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from avatarkit.errors import InputError
-from avatarkit.io.hdf5 import write_artifact
+from avatarkit.io.hdf5 import Provenance, write_artifact
 from avatarkit.io.meshfile import save_mesh
 from avatarkit.render.rigs import orbit
 from avatarkit.structures import Mesh, Samples, Views, Voxels
@@ -192,6 +192,12 @@ def test_run_folder_shows_its_validation_meshes(tmp_path):
     write_artifact(run / "validation" / "human_0003.h5", _sphere())
     scene = build_scene([run])
     assert [i.label for i in scene.items] == ["human_0003.h5"]
+    truth = write_artifact(tmp_path / "meshes" / "human_0004.h5", _sphere(0.45))
+    write_artifact(run / "validation" / "human_0004.h5", _sphere(), Provenance("train", (str(truth),)))
+    scene = build_scene([run])  # a validation mesh naming its truth is shown beside it, with its heatmap
+    labels = ["human_0004.h5 (truth)", "human_0004.h5", "human_0004.h5 error", "human_0003.h5"]
+    assert [i.label for i in scene.items] == labels
+    assert "compared with human_0004.h5" in scene.shown[run / "validation" / "human_0004.h5"]
     empty = tmp_path / "empty_run"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
