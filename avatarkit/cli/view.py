@@ -47,7 +47,7 @@ def view(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds --screenshot waits for the browser to draw.")
     ] = 120.0,
-    device: Device = "cpu",
+    device: Device = "auto",
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     json: Json = False,
@@ -74,7 +74,9 @@ def view(
         check_outputs([screenshot], [*files, truth], None, overwrite)
     else:
         check_port(host, port)  # before reading anything: a busy port is one line, now
-    scene = build_scene(files, truth, max_points, point_size, layout, device)
+    from avatarkit.device import resolve_device
+
+    scene = build_scene(files, truth, max_points, point_size, layout, resolve_device(device, "warp"))
     for path, why in scene.problems.items():
         console.warning(f"{path}: {why}; not shown")
     summary = {

@@ -449,7 +449,8 @@ def _comparison(
     surface.offset = np.array([start, 0.0, 0.0])
     items: list[Item] = [surface]
     shown[truth_path] = f"ground truth, {len(gt.vertices):,} vertices"
-    step = 1.2 * max(float(gt.extent()[0]), 0.3)
+    xs = np.concatenate([gt.vertices[:, 0], *(m.vertices[:, 0] for _, m in predictions)])
+    step = 1.1 * max(float(xs.max() - xs.min()), 0.3)  # the widest of them never reaches the next
     for index, (path, pred) in enumerate(predictions):
         heat, vmax = error_mesh(pred, gt, device)
         name = names[path]

@@ -33,6 +33,15 @@ def test_nothing_showable_is_one_line_exit_1(tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
+def test_an_unreadable_truth_is_one_line_exit_1(tmp_path):
+    ball = _ball(tmp_path)
+    junk = tmp_path / "gt.ply"
+    junk.write_bytes(b"ply\nnonsense")
+    result = invoke("view", ball, "--truth", junk, "--screenshot", tmp_path / "out.png")
+    assert_clean_failure(result, "gt.ply")
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_port_in_use_is_one_line_exit_1(tmp_path):
     ball = _ball(tmp_path)
     with socket.socket() as busy:
