@@ -9,7 +9,7 @@ so the on-demand renderer draws every frame it can). The window is 1280 x 720.
 The viewer's headless Chromium draws WebGL with SwiftShader, on the CPU: the figures are that
 machine's CPU, not a GPU (``CHROMIUM_FLAGS="--use-angle=default"`` lets a Chromium on a machine
 with a GPU and a display stack use it). ``POINTS`` (comma-separated) sets the counts,
-``SECONDS`` the measuring time per count.
+``SECONDS`` the measuring time per count, ``WINDOW`` the window (``1280x720``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from avatarkit.view.browser import headless_chromium
 from avatarkit.view.scene import Points, Scene
 from avatarkit.view.server import Viewer, free_port, settled_render
 
-WIDTH, HEIGHT = 1280, 720
+WIDTH, HEIGHT = (int(n) for n in os.environ.get("WINDOW", "1280x720").split("x"))
 TARGET_FPS = 30.0
 
 HOOK = """
