@@ -77,6 +77,9 @@ class Viewer:
         with contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner; the verb says where it is
             self.server = viser.ViserServer(host=host, port=port, verbose=False)
         self.host, self.port = host, self.server.get_port()
+        if self.port != port:  # taken between the check and viser's bind: viser moved on quietly
+            self.stop()
+            raise ResourceError(f"port {port} on {host} is in use; choose another with --port")
         self.clients: list[Any] = []
         self._connected = threading.Event()
         self.server.on_client_connect(self._on_connect)
