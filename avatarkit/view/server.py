@@ -83,9 +83,12 @@ class Viewer:
         self.clients: list[Any] = []
         self._connected = threading.Event()
         self.server.on_client_connect(self._on_connect)
-        self._handles: dict[str, list[Any]] = {}
+        self.handles: dict[str, list[Any]] = {}
+        """Scene nodes by group (a file's items): what each panel switch shows or hides."""
+        self.controls: dict[str, tuple[Any, Any]] = {}
+        """Panel controls by label, each with the function it calls on a change."""
         try:
-            populate(self.server, scene, self._handles, camera)
+            populate(self.server, scene, self.handles, camera, self.controls)
         except BaseException:
             self.stop()
             raise
@@ -117,7 +120,11 @@ class Viewer:
 
 
 def populate(
-    server: Any, scene: Scene, handles: dict[str, list[Any]] | None = None, camera: Camera | None = None
+    server: Any,
+    scene: Scene,
+    handles: dict[str, list[Any]] | None = None,
+    camera: Camera | None = None,
+    controls: dict[str, tuple[Any, Any]] | None = None,
 ) -> None:
     """Add ``scene``'s items to a viser server, its panel, and the initial camera (+Y up):
     ``camera`` (position, look-at point), else :meth:`Scene.front_camera`."""
@@ -163,7 +170,7 @@ def populate(
         else:
             continue
         handles.setdefault(group, []).append(handle)
-    _panel(server, scene, handles)
+    _panel(server, scene, handles, {} if controls is None else controls)
 
 
 def _add_surface(server: Any, item: Surface) -> Any:
@@ -191,7 +198,7 @@ def _add_surface(server: Any, item: Surface) -> Any:
     return server.scene.add_mesh_trimesh(item.name, mesh, position=tuple(item.offset))
 
 
-def _panel(server: Any, scene: Scene, handles: dict[str, list[Any]]) -> None:
+def _panel(server: Any, scene: Scene, handles: dict[str, list[Any]], controls: dict[str, tuple[Any, Any]]) -> None:
     """The side panel: what is shown, what could not be, and a switch per file."""
     lines = [f"- **{path.name}**: {what}" for path, what in scene.shown.items()]
     lines += [f"- ~~{path.name}~~: {why}" for path, why in scene.problems.items()]
@@ -206,12 +213,16 @@ def _panel(server: Any, scene: Scene, handles: dict[str, list[Any]]) -> None:
         item.name.rsplit("/", 1)[0]: item.label.rsplit(" #", 1)[0] for item in scene.items if isinstance(item, Frustum)
     }
     for group, group_handles in handles.items():
-        box = server.gui.add_checkbox(labels.get(group, group), initial_value=True)
-        box.on_update(_visibility(box, group_handles))
+        label = labels.get(group, group)
+        box = server.gui.add_checkbox(label, initial_value=True)
+        controls[label] = (box, _visibility(box, group_handles))
+        box.on_update(controls[label][1])
     for item in scene.items:
         if isinstance(item, Points) and len(item.colorings) > 1:
-            choice = server.gui.add_dropdown(f"{item.label}: colour by", tuple(item.colorings))
-            choice.on_update(_coloring(choice, handles[item.name][0], item))
+            label = f"{item.label}: colour by"
+            choice = server.gui.add_dropdown(label, tuple(item.colorings))
+            controls[label] = (choice, _coloring(choice, handles[item.name][0], item))
+            choice.on_update(controls[label][1])
     for item in scene.items:
         if isinstance(item, Picture):
             server.gui.add_image(item.image, label=item.label)
