@@ -252,10 +252,11 @@ def render_screenshot(
     Raises:
         ResourceError: no Chromium, or the page did not connect or draw within ``timeout`` s.
     """
-    from avatarkit.view.browser import headless_chromium
+    from avatarkit.view.browser import find_chromium, headless_chromium
 
     if width < 16 or height < 16:
         raise OptionError(f"--size must be at least 16 x 16, got {width} x {height}")
+    find_chromium()  # before the server starts: no browser, nothing to start
     deadline = time.monotonic() + timeout
     with (
         Viewer(scene, "127.0.0.1", free_port(), camera) as viewer,

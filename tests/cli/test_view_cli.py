@@ -107,3 +107,10 @@ def _lines_until(process: subprocess.Popen, needle: str, deadline: float) -> lis
         lines.append(line.strip())
         if needle in line:
             return lines
+
+
+def test_screenshot_without_chromium_is_one_line_exit_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVATARKIT_CHROMIUM", str(tmp_path / "no-such-browser"))
+    result = invoke("view", _ball(tmp_path), "--screenshot", tmp_path / "out.png")
+    assert_clean_failure(result, "AVATARKIT_CHROMIUM", "does not exist")
+    assert not (tmp_path / "out.png").exists()
