@@ -71,6 +71,8 @@ def view(
 
         if screenshot.suffix.lower() != ".png":
             raise OptionError(f"--screenshot must end in .png, got {screenshot.name}")
+        if min(size) < 16:
+            raise OptionError(f"--size must be at least 16 x 16, got {size[0]} x {size[1]}")
         check_outputs([screenshot], [*files, truth], None, overwrite)
     else:
         check_port(host, port)  # before reading anything: a busy port is one line, now

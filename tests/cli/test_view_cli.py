@@ -55,6 +55,7 @@ def test_port_in_use_is_one_line_exit_1(tmp_path):
 def test_screenshot_options_are_checked_before_reading(tmp_path):
     ball = _ball(tmp_path)
     assert_clean_failure(invoke("view", ball, "--screenshot", tmp_path / "out.jpg"), "--screenshot must end in .png")
+    assert_clean_failure(invoke("view", ball, "--screenshot", tmp_path / "o.png", "--size", 8, 600), "--size")
     assert_clean_failure(invoke("view", ball, "--screenshot", ball.with_suffix(".png"), "--layout", "x"), "--layout")
     existing = tmp_path / "mine.png"
     existing.write_bytes(b"keep me")
