@@ -96,22 +96,17 @@ def view(
         else:
             console.info(f"wrote {screenshot}", quiet)
         return
+    import threading
+
     from avatarkit.view.server import serving
 
     with serving(scene, host, port) as viewer:
-        if json:
-            console.emit_json({**summary, "url": viewer.url})
-        console.info(f"viewer at {viewer.url} ({len(scene.shown)} files; Ctrl-C to stop)", quiet)
-        _wait()
-
-
-def _wait() -> None:
-    """Until Ctrl-C (which ends the verb cleanly, exit 0); SIGTERM still ends it as every verb."""
-    import threading
-
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt as exc:
-        if type(exc) is not KeyboardInterrupt:  # the app's SIGTERM: exit 143 as usual
-            raise
-        console.info("viewer stopped")
+        try:  # from the line saying where it is: a Ctrl-C the moment after is a clean stop too
+            if json:
+                console.emit_json({**summary, "url": viewer.url})
+            console.info(f"viewer at {viewer.url} ({len(scene.shown)} files; Ctrl-C to stop)", quiet)
+            threading.Event().wait()
+        except KeyboardInterrupt as exc:  # Ctrl-C ends the viewer cleanly, exit 0
+            if type(exc) is not KeyboardInterrupt:  # the app's SIGTERM: exit 143 as every verb
+                raise
+            console.info("viewer stopped", quiet)
