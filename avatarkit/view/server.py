@@ -160,7 +160,8 @@ def populate(
                 fov=item.fov,
                 aspect=item.aspect,
                 scale=item.scale,
-                thickness=item.scale * 0.02,
+                thickness=1.5,
+                thickness_units="screen",  # pixels: visible from afar, as a wireframe should be
                 image=item.image,
                 wxyz=tuple(item.wxyz),
                 position=tuple(item.position),
