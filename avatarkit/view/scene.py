@@ -120,6 +120,8 @@ class Scene:
     items: list[Item]
     shown: dict[Path, str]
     problems: dict[Path, str]
+    labels: dict[Path, str] = dataclasses.field(default_factory=dict)
+    """What the panel calls each file: its name, with its folder when two files share a name."""
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(3,), (3,) corners of the box around the scene's meshes and points as placed (the 1st
@@ -215,14 +217,15 @@ def build_scene(
     names: dict[Path, str] = {}
     for path in [*(p for p, _ in loaded), *compared]:
         names[path] = _unique_name(path, set(names.values()))
+    labels = _labels([*names, *problems])
     start = 0.0
     for group_truth, predictions in groups:
-        new, start = _comparison(group_truth, predictions, names, device, shown, start)
+        new, start = _comparison(group_truth, predictions, names, labels, device, shown, start)
         items += new
     step = _row_step(loaded) if layout == "row" else 0.0
     for index, (path, obj) in enumerate(loaded):
         offset = np.array([index * step, 0.0, 0.0])
-        new, what = _items_of(path, names[path], obj, max_points, point_size, rng)
+        new, what = _items_of(path, names[path], labels[path], obj, max_points, point_size, rng)
         for item in new:
             if not isinstance(item, Picture):
                 item.offset = offset
@@ -231,7 +234,7 @@ def build_scene(
     if not items:
         listed = "; ".join(f"{p}: {why}" for p, why in problems.items()) or "no files given"
         raise InputError(f"nothing to show ({listed})")
-    return Scene(items, shown, problems)
+    return Scene(items, shown, problems, labels)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -342,20 +345,22 @@ def _run_comparisons(loaded: list[tuple[Path, object]], run_truths: dict[Path, P
 # ---------------------------------------------------------------------------- items
 
 
-def _items_of(path: Path, base: str, obj: object, max_points: int, point_size: float, rng) -> tuple[list[Item], str]:
+def _items_of(
+    path: Path, base: str, label: str, obj: object, max_points: int, point_size: float, rng
+) -> tuple[list[Item], str]:
     if isinstance(obj, Mesh):
-        return [mesh_surface(obj, base, path.name)], f"mesh, {len(obj.vertices):,} vertices"
+        return [mesh_surface(obj, base, label)], f"mesh, {len(obj.vertices):,} vertices"
     if isinstance(obj, Samples):
-        points = samples_points(obj, base, path.name, max_points, point_size, rng)
+        points = samples_points(obj, base, label, max_points, point_size, rng)
         return [points], f"samples, {points.total:,} points ({', '.join(points.colorings)})"
     if isinstance(obj, Voxels):
-        points = voxel_points(obj, base, path.name, max_points, rng)
+        points = voxel_points(obj, base, label, max_points, rng)
         return [points], f"voxels, {points.total:,} occupied"
     if isinstance(obj, Views):
-        frusta = view_frusta(obj, base, path.name)
+        frusta = view_frusta(obj, base, label)
         return list(frusta), f"views, {len(frusta)} cameras"
     if isinstance(obj, Texture):
-        return [Picture(base, path.name, obj.texture)], "texture"
+        return [Picture(base, label, obj.texture)], "texture"
     raise AssertionError(type(obj))  # read_viewable returns only the kinds above
 
 
@@ -436,6 +441,7 @@ def _comparison(
     truth: tuple[Path, Mesh],
     predictions: list[tuple[Path, Mesh]],
     names: dict[Path, str],
+    labels: dict[Path, str],
     device: str,
     shown: dict[Path, str],
     start: float = 0.0,
@@ -445,7 +451,7 @@ def _comparison(
     from avatarkit.evaluate.heatmap import error_mesh
 
     truth_path, gt = truth
-    surface = mesh_surface(gt, names[truth_path], f"{truth_path.name} (truth)")
+    surface = mesh_surface(gt, names[truth_path], f"{labels[truth_path]} (truth)")
     surface.offset = np.array([start, 0.0, 0.0])
     items: list[Item] = [surface]
     shown[truth_path] = f"ground truth, {len(gt.vertices):,} vertices"
@@ -454,11 +460,11 @@ def _comparison(
     for index, (path, pred) in enumerate(predictions):
         heat, vmax = error_mesh(pred, gt, device)
         name = names[path]
-        surface = mesh_surface(pred, name, path.name)
+        surface = mesh_surface(pred, name, labels[path])
         surface.offset = np.array([start + (2 * index + 1) * step, 0.0, 0.0])
         heatmap = Surface(
             f"{name}_error",
-            f"{path.name} error",
+            f"{labels[path]} error",
             heat.vertices,
             heat.faces,
             vertex_colors=heat.vertex_colors,
@@ -466,7 +472,7 @@ def _comparison(
             note=f"distance to the truth: blue 0, red {vmax * 1000:.1f} mm or more (95th percentile)",
         )
         items += [surface, heatmap]
-        shown[path] = f"compared with {truth_path.name}: red = {vmax * 1000:.1f} mm"
+        shown[path] = f"compared with {labels[truth_path]}: red = {vmax * 1000:.1f} mm"
     return items, start + (2 * len(predictions) + 1) * step
 
 
@@ -539,6 +545,14 @@ def _row_step(loaded: list[tuple[Path, object]]) -> float:
         elif isinstance(obj, Samples) and len(obj.points):
             widths.append(float(np.ptp(obj.points[:, 0])))
     return 1.2 * max(widths)
+
+
+def _labels(paths: list[Path]) -> dict[Path, str]:
+    """Each file's name, or ``folder/name`` where another file has the same name."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        counts[path.name] = counts.get(path.name, 0) + 1
+    return {p: f"{p.parent.name}/{p.name}" if counts[p.name] > 1 else p.name for p in paths}
 
 
 def _unique_name(path: Path, used: set[str]) -> str:

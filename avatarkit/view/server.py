@@ -201,8 +201,9 @@ def _add_surface(server: Any, item: Surface) -> Any:
 
 def _panel(server: Any, scene: Scene, handles: dict[str, list[Any]], controls: dict[str, tuple[Any, Any]]) -> None:
     """The side panel: what is shown, what could not be, and a switch per file."""
-    lines = [f"- **{path.name}**: {what}" for path, what in scene.shown.items()]
-    lines += [f"- ~~{path.name}~~: {why}" for path, why in scene.problems.items()]
+    name_of = scene.labels.get
+    lines = [f"- **{name_of(path, path.name)}**: {what}" for path, what in scene.shown.items()]
+    lines += [f"- ~~{name_of(path, path.name)}~~: {why}" for path, why in scene.problems.items()]
     server.gui.add_markdown("\n".join(lines))
     notes = [
         f"*{item.label}*: {item.note}" for item in scene.items if isinstance(item, (Surface, Points)) and item.note

@@ -26,4 +26,5 @@ def test_a_run_writes_its_validation_meshes_and_view_compares_them(pifu_data, tm
 
     scene = build_scene([run])
     labels = [i.label for i in scene.items if isinstance(i, Surface)]
-    assert labels == [f"{written[0]}.h5 (truth)", f"{written[0]}.h5", f"{written[0]}.h5 error"]
+    name = f"{written[0]}.h5"
+    assert labels == [f"meshes/{name} (truth)", f"validation/{name}", f"validation/{name} error"]

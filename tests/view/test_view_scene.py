@@ -183,6 +183,9 @@ def test_same_stems_get_distinct_names(tmp_path):
     scene = build_scene([mesh, samples, other])  # two meshes: other.h5 is the truth of human_0001
     names = [i.name for i in scene.items]
     assert len(set(names)) == len(names) == 4
+    assert scene.labels[mesh] == "meshes/human_0001.h5" and scene.labels[samples] == "sdf/human_0001.h5"
+    assert scene.labels[other] == "other.h5"
+    assert [i.label for i in scene.items if isinstance(i, Points)] == ["sdf/human_0001.h5"]
 
 
 def test_run_folder_shows_its_validation_meshes(tmp_path):
@@ -195,9 +198,10 @@ def test_run_folder_shows_its_validation_meshes(tmp_path):
     truth = write_artifact(tmp_path / "meshes" / "human_0004.h5", _sphere(0.45))
     write_artifact(run / "validation" / "human_0004.h5", _sphere(), Provenance("train", (str(truth),)))
     scene = build_scene([run])  # a validation mesh naming its truth is shown beside it, with its heatmap
-    labels = ["human_0004.h5 (truth)", "human_0004.h5", "human_0004.h5 error", "human_0003.h5"]
+    same = "validation/human_0004.h5"  # named with its folder: the truth has the same name
+    labels = ["meshes/human_0004.h5 (truth)", same, f"{same} error", "human_0003.h5"]
     assert [i.label for i in scene.items] == labels
-    assert "compared with human_0004.h5" in scene.shown[run / "validation" / "human_0004.h5"]
+    assert "compared with meshes/human_0004.h5" in scene.shown[run / "validation" / "human_0004.h5"]
     empty = tmp_path / "empty_run"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
