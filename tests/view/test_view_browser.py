@@ -64,3 +64,21 @@ def test_screenshot_shows_the_object_where_it_projects(tmp_path):
     difference = np.abs(shot.astype(int) - empty.astype(int)).sum(axis=2)
     assert (difference[inside] > 30).mean() > 0.95, "the object is not drawn where it projects"
     assert (difference[outside] > 30).mean() < 0.02, "something is drawn where the object is not"
+
+
+@pytest.mark.slow
+def test_the_verb_writes_a_screenshot_of_a_coloured_mesh(tmp_path):
+    from helpers import invoke
+    from PIL import Image
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
+    colors = np.tile(np.array([[230, 30, 30]], np.uint8), (len(sphere.vertices), 1))
+    path = write_artifact(tmp_path / "red.h5", Mesh(sphere.vertices, sphere.faces, vertex_colors=colors))
+    out = tmp_path / "shot.png"
+    result = invoke("view", path, "--screenshot", out, "--size", WIDTH, HEIGHT, "--json")
+    assert result.exit_code == 0, result.output
+    image = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert image.shape == (HEIGHT, WIDTH, 3)
+    middle = image[HEIGHT // 2 - 10 : HEIGHT // 2 + 10, WIDTH // 2 - 10 : WIDTH // 2 + 10]
+    assert (middle[..., 0] > middle[..., 1] + 60).all()  # the sphere's own red, lit
+    assert (image[:5, :5] > 240).all()  # the page's white around it
