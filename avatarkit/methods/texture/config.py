@@ -49,6 +49,8 @@ class TextureConfig(TrainConfig):
     """Weight of 1 - SSIM (11-texel Gaussian window) of both outputs against the full texture."""
     adv_weight: float = 0.01
     """Weight of RefinerNet's adversarial term (least-squares GAN against the patch discriminator trained alongside; 0: none)."""
+    sampler_blurs: tuple[int, ...] = (4, 16)
+    """SamplerNet's colour loss is also taken on the partial and full textures box-blurred over these many texels, sampled at the same offsets: a texel's gradient then reaches that far (a sampled texture's own gradient only reaches the next texel, and none inside a flat hole)."""
     smooth_weight: float = 0.01
     """Weight of the total variation of SamplerNet's sampling offsets (neighbouring texels sample nearby)."""
     feather: int = 2
@@ -72,6 +74,8 @@ class TextureConfig(TrainConfig):
         for name in ("l1_weight", "ssim_weight", "adv_weight", "smooth_weight"):
             if not getattr(self, name) >= 0:
                 raise OptionError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if any(b < 2 for b in self.sampler_blurs):
+            raise OptionError(f"--sampler-blurs are box widths of 2 texels or more, got {self.sampler_blurs}")
         if self.feather < 0:
             raise OptionError(f"--feather must be 0 or more texels, got {self.feather}")
         if self.texture_size and self.texture_size % 2**self.depth:
@@ -87,14 +91,14 @@ PRESETS = {
         width=16,
         depth=4,
         disc_width=16,
-        batch_size=8,
+        batch_size=4,
         lr=1e-3,
         max_steps=4000,
         lr_decay_at=(0.7, 0.9),
-        val_every=250,
-        checkpoint_every=250,
-        log_every=25,
-        image_every=250,
+        val_every=100,
+        checkpoint_every=100,
+        log_every=10,
+        image_every=100,
     ),
     "tiny": TextureConfig(
         width=4,

@@ -5,8 +5,10 @@ keyed sampler: the same items on any number of processes and after a resume), ea
 colours permuted and scaled alike in input and target (``color_augment``). Losses, on the
 texels of the UV layout:
 
-- SamplerNet: L1 and 1 - SSIM of the sampled texture against the full one, plus the total
-  variation of its sampling offsets (``smooth_weight``);
+- SamplerNet: L1 and 1 - SSIM of the sampled texture against the full one, L1 of the same
+  offsets applied to both textures box-blurred over ``sampler_blurs`` texels (so that a
+  texel deep in a hole gets a gradient towards the colours it should fetch; the seed's
+  curriculum is not reproduced), plus the total variation of its offsets (``smooth_weight``);
 - RefinerNet: L1 and 1 - SSIM of the refined texture, and a least-squares adversarial term
   against a patch discriminator trained alongside (``adv_weight``). One optimiser steps all
   three networks: the generator's adversarial term reads the discriminator through detached
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from avatarkit.errors import InputError, OptionError
 from avatarkit.methods import data as D
@@ -36,7 +39,7 @@ from avatarkit.methods.configs import replace
 from avatarkit.methods.contract import BestMetric, RunState
 from avatarkit.methods.texture import data as T
 from avatarkit.methods.texture.config import TextureConfig
-from avatarkit.methods.texture.model import TextureNet, ssim
+from avatarkit.methods.texture.model import TextureNet, identity_grid, ssim
 
 
 class TextureState(RunState, total=False):
@@ -171,6 +174,15 @@ class TextureMethod:
         else:
             sampled, offsets = net.sampler(b["partial"], b["mask"], b["normal"], b["source"])
             sampler_loss = self._colour_loss(sampled, b["truth"], cover, logs, "sampler")
+            for width in c.sampler_blurs:  # the same offsets over blurred textures: gradients from afar
+                grid = identity_grid(*sampled.shape[:1], *sampled.shape[2:], sampled.device) + offsets.permute(
+                    0, 2, 3, 1
+                )
+                blurred = F.grid_sample(box_blur(b["source"], width), grid, padding_mode="border", align_corners=False)
+                count = cover.sum().clamp(min=1)
+                sampler_loss = sampler_loss + c.l1_weight * (
+                    (blurred - box_blur(b["truth"], width)).abs() * cover
+                ).sum() / (3 * count)
             smooth = (offsets[..., 1:, :] - offsets[..., :-1, :]).abs().mean()
             smooth = smooth + (offsets[..., 1:] - offsets[..., :-1]).abs().mean()
             total = total + sampler_loss + c.smooth_weight * smooth
@@ -188,8 +200,10 @@ class TextureMethod:
         c = self.config
         count = cover.sum().clamp(min=1)
         l1 = ((pred.float() - truth).abs() * cover).sum() / (3 * count)
-        structure = ((1 - ssim(pred.float().clamp(0, 1), truth)) * cover).sum() / count
         logs[f"{name}_l1"] = float(l1.detach())
+        if not c.ssim_weight:
+            return c.l1_weight * l1
+        structure = ((1 - ssim(pred.float().clamp(0, 1), truth)) * cover).sum() / count
         logs[f"{name}_ssim"] = float(1 - structure.detach())
         return c.l1_weight * l1 + c.ssim_weight * structure
 
@@ -270,6 +284,12 @@ class PairItems(torch.utils.data.Dataset):
         if self.config.color_augment:
             arrays = T.augment_colors(arrays, rng)
         return {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in arrays.items()}
+
+
+def box_blur(t: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, C, H, W) ``t`` averaged over ``width`` x ``width`` texels (same size, borders replicated)."""
+    left, right = (width - 1) // 2, width // 2
+    return F.avg_pool2d(F.pad(t.float(), (left, right, left, right), mode="replicate"), width, stride=1)
 
 
 def blend(generated: torch.Tensor, b: dict[str, torch.Tensor]) -> torch.Tensor:
