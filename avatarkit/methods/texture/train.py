@@ -174,10 +174,9 @@ class TextureMethod:
         else:
             sampled, offsets = net.sampler(b["partial"], b["mask"], b["normal"], b["source"])
             sampler_loss = self._colour_loss(sampled, b["truth"], cover, logs, "sampler")
+            n, _, h, w = sampled.shape
+            grid = identity_grid(n, h, w, sampled.device) + offsets.permute(0, 2, 3, 1)
             for width in c.sampler_blurs:  # the same offsets over blurred textures: gradients from afar
-                grid = identity_grid(*sampled.shape[:1], *sampled.shape[2:], sampled.device) + offsets.permute(
-                    0, 2, 3, 1
-                )
                 blurred = F.grid_sample(box_blur(b["source"], width), grid, padding_mode="border", align_corners=False)
                 count = cover.sum().clamp(min=1)
                 sampler_loss = sampler_loss + c.l1_weight * (
