@@ -19,7 +19,12 @@ The pipeline, sized by environment variables:
 - Phorhum's coloured mesh is rendered unlit (``render --cameras VIEWS --lighting none``: its
   vertex albedo) from the held-out view's camera (front) and from the opposite camera (back),
   and compared with the true albedo renders in the views file: PSNR (dB) and SSIM over the whole
-  image (black background in both), as Phorhum's Table 2 reports albedo front and back.
+  image (black background in both), as Phorhum's Table 2 reports albedo front and back; and,
+  since the background inflates both, PSNR over the true mask's pixels and SSIM over the
+  masks' bounding box (``_fg``), beside the same scores of a flat guess (the true silhouette
+  filled with the person's mean albedo, ``flat_``) for scale;
+- ``TRAIN`` (default ``pifu,phorhum``) names the methods trained; a method left out is scored
+  from its run already in ``OUT/runs`` (to retrain one method against the other's last run).
 
     python benchmarks/bench_phorhum.py OUT     # or through benchmarks/run.py phorhum
 """
@@ -92,9 +97,17 @@ def albedo_scores(pred_views: Path, truth_views: Path, front: int, back: int) ->
         raise RuntimeError(f"{truth_views} has no /images/albedo (render it lit)")
     out = {}
     for name, i in (("front", front), ("back", back)):
-        a, b = pred.rgb[i], np.where(truth.mask[i, ..., None] > 0, truth.albedo[i], 0).astype(np.uint8)
-        out[f"albedo_{name}_psnr"] = float(peak_signal_noise_ratio(b, a, data_range=255))
-        out[f"albedo_{name}_ssim"] = float(structural_similarity(b, a, channel_axis=-1, data_range=255))
+        inside = truth.mask[i] > 0
+        b = np.where(inside[..., None], truth.albedo[i], 0).astype(np.uint8)
+        flat = np.where(inside[..., None], np.rint(truth.albedo[i][inside].mean(0)), 0).astype(np.uint8)
+        rows, cols = np.nonzero(inside | (pred.mask[i] > 0))
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+        for prefix, a in (("", pred.rgb[i]), ("flat_", flat)):
+            key = f"{prefix}albedo_{name}"
+            out[f"{key}_psnr"] = float(peak_signal_noise_ratio(b, a, data_range=255))
+            out[f"{key}_ssim"] = float(structural_similarity(b, a, channel_axis=-1, data_range=255))
+            out[f"{key}_psnr_fg"] = float(peak_signal_noise_ratio(b[inside], a[inside], data_range=255))
+            out[f"{key}_ssim_fg"] = float(structural_similarity(b[box], a[box], channel_axis=-1, data_range=255))
     return out
 
 
@@ -130,7 +143,10 @@ def run(out: Path | None = None) -> dict:
     runs = {"pifu": root / "runs" / "pifu", "phorhum": root / "runs" / "phorhum"}
     samples = {"pifu": files("samples_pifu", train_stems), "phorhum": files("samples_osa", train_stems)}
     method_args = {"pifu": [], "phorhum": phorhum_extra}
+    trained = setting("TRAIN", "pifu,phorhum").split(",")
     for method, run_dir in runs.items():
+        if method not in trained:
+            continue
         timed(seconds, f"train_{method}", "train", method, *flags("--views", views), *flags("--samples", samples[method]),
               "-o", run_dir, *common, "--max-time", budget, *method_args[method])  # fmt: skip
     curves = {m: metrics(r) for m, r in runs.items()}
@@ -154,8 +170,9 @@ def run(out: Path | None = None) -> dict:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
 
-    keys = ("chamfer_l1", "p2s", "normal_consistency", "albedo_front_psnr", "albedo_front_ssim",
-            "albedo_back_psnr", "albedo_back_ssim")  # fmt: skip
+    scores = [f"{p}albedo_{v}_{m}" for p in ("", "flat_") for v in ("front", "back")
+              for m in ("psnr", "ssim", "psnr_fg", "ssim_fg")]  # fmt: skip
+    keys = ("chamfer_l1", "p2s", "normal_consistency", *scores)
     table = {m: {k: mean([r.get(k) for r in rows if r["method"] == m]) for k in keys} for m in runs}
     table = {m: {k: v for k, v in t.items() if v is not None} for m, t in table.items()}
     ratio = {k: table["phorhum"][k] / table["pifu"][k] for k in ("chamfer_l1", "p2s") if table["pifu"].get(k)}
@@ -174,6 +191,7 @@ def run(out: Path | None = None) -> dict:
             "config": "small",
             "train_args": extra,
             "phorhum_args": phorhum_extra,
+            "trained": trained,
         },
         "steps": steps,
         "curves": curves,

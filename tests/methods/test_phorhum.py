@@ -94,3 +94,16 @@ def test_presets_check_and_bad_options_are_refused():
         _config(patch_size=128)
     with pytest.raises(OptionError, match="--w-render"):
         _config(w_render=-1.0)
+
+
+def test_a_share_of_each_draw_is_far_from_the_surface(tmp_path):
+    from avatarkit.io.hdf5 import write_artifact
+    from avatarkit.structures import Samples
+
+    rng = np.random.default_rng(0)
+    sdf = np.where(rng.random(10_000) < 0.03, 0.1, 0.001).astype(np.float32)  # 3% far, as osa files
+    path = write_artifact(tmp_path / "s.h5", Samples(rng.random((10_000, 3)), sdf, (sdf < 0).astype(np.uint8)))
+    for share in (0.0, 0.25):
+        data = T.PhorhumDataset([], [], _config(points=1000, far_share=share), augment=False)
+        far = np.abs(sdf[data._draw(path, np.random.default_rng(1))]) > T.FAR
+        assert far.mean() == pytest.approx(share + (1 - share) * 0.03, abs=0.02)

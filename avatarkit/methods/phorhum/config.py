@@ -68,6 +68,8 @@ class PhorhumConfig(ImageDataConfig):
     """Weight of the patches' mask loss: sigmoid(-k min d along the ray) against the pixel's mask."""
     w_projection: float = 0.5
     """Weight of OSA's surface-projection loss: a near point moved by -d along the predicted normal lands where the true distance and normal move it."""
+    far_share: float = 0.25
+    """Share of each draw taken from the points farther than 2 cm from the surface (osa files hold 3% of them, mesh-to-sdf's mix): they keep surfaces from forming away from the body (0: the file's own mix)."""
     patches: int = 2
     """Image patches per item for the rendering loss (0: no rendering loss)."""
     patch_size: int = 32
@@ -85,6 +87,8 @@ class PhorhumConfig(ImageDataConfig):
             raise OptionError(f"--mlp and --shading-mlp take positive widths, got {self.mlp} and {self.shading_mlp}")
         if self.fourier < 0 or self.patches < 0:
             raise OptionError(f"--fourier and --patches must be 0 or more, got {self.fourier} and {self.patches}")
+        if not 0 <= self.far_share <= 1:
+            raise OptionError(f"--far-share must be in [0, 1], got {self.far_share}")
         if self.patch_size > self.image_size:
             raise OptionError(f"--patch-size {self.patch_size} is larger than --image-size {self.image_size}")
         for name in ("depth_scale", "label_sharpness", "trace_depth"):

@@ -39,10 +39,12 @@ from avatarkit.methods.phorhum.config import PhorhumConfig
 
 HIT_TOLERANCE = 0.005
 """Metres: a traced ray whose last distance is below this met the surface."""
+FAR = 0.02
+"""Metres: points farther than this from the surface are the ones ``far_share`` draws."""
 
 
 class PhorhumDataset(D.ImagePointsDataset):
-    """PIFu's items plus, per point, ``sdf`` (P,) metres, ``normals`` (P, 3) and ``colors``
+    """PIFu's items (points drawn as :meth:`_draw` says) plus, per point, ``sdf`` (P,) metres, ``normals`` (P, 3) and ``colors``
     (P, 3) in [0, 1] (zeros where the samples file has none), and per item ``patch_uv`` (R, 2)
     pixel centres of the network's input, ``patch_mask`` (R,) and ``patch_rgb`` (R, 3) in
     [0, 1], R = patches x patch_size^2."""
@@ -71,6 +73,23 @@ class PhorhumDataset(D.ImagePointsDataset):
                 colors = f["/colors"][()] if "/colors" in f else None
                 self._extras[path] = (f["/sdf"][()], normals, colors)
         return self._extras[path]
+
+    def _draw(self, path: Path, rng, seen=None) -> np.ndarray:
+        """The file's own mix (PIFu's draw), except that ``far_share`` of the points come from
+        those farther than :data:`FAR` from the surface (unbalanced draws only)."""
+        c = self.config
+        assert isinstance(c, PhorhumConfig)
+        n_far = round(c.far_share * c.points)
+        if c.balance or n_far == 0:
+            return super()._draw(path, rng, seen)
+        sdf = self._extra(path)[0]
+        far = np.flatnonzero(np.abs(sdf) > FAR)
+        if not len(far):
+            return super()._draw(path, rng, seen)
+        rest = c.points - n_far
+        return np.concatenate(
+            [rng.choice(far, n_far, replace=n_far > len(far)), rng.choice(len(sdf), rest, replace=rest > len(sdf))]
+        )
 
     def _point_extras(self, path: Path, index: np.ndarray) -> dict[str, torch.Tensor]:
         sdf, normals, colors = self._extra(path)
