@@ -186,6 +186,11 @@ def run() -> dict:
         "gain_over_telea_unseen_db": round(
             figures["sample_refine"]["psnr_unseen"] - figures["telea"]["psnr_unseen"], 2
         ),
+        "items_better_than_telea_unseen": int(
+            np.sum(np.array(totals["sample_refine"]["psnr_unseen"]) > np.array(totals["telea"]["psnr_unseen"]))
+        ),
+        "items": len(totals["telea"]["psnr_unseen"]),
+        "per_item_psnr_unseen": {m: [round(v, 2) for v in t["psnr_unseen"]] for m, t in totals.items()},
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

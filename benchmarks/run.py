@@ -16,7 +16,9 @@ for the same wall clock on the same people; sized by ``PEOPLE``, ``TEST``, ``SIZ
 ``TEST``, ``SIZE``, ``VIEWS``, ``POINTS``, ``SECONDS``, ``RESOLUTION``, ``HDRI``, ``TRAIN_ARGS``,
 ``PHORHUM_ARGS``). ``view`` (frames per second of ``avatarkit view`` by point count in headless
 Chromium; ``POINTS``, ``SECONDS``, ``CHROMIUM_FLAGS``) needs Debian's ``chromium``, as the
-viewer's screenshots do.
+viewer's screenshots do. ``texture`` (Sample&Refine against mirror only, OpenCV's Telea and
+SamplerNet alone, one view in; ``PEOPLE``, ``TEST``, ``SIZE``, ``RENDER``, ``SECONDS``, ``CONFIG``,
+``YAWS``) trains for ``SECONDS`` too and needs OpenCV (the ``test`` extra).
 """
 
 from __future__ import annotations

@@ -184,13 +184,11 @@ def test_training_refuses_textures_of_two_sizes(people, tmp_path):
     assert not (run / "checkpoints").exists()
 
 
-def test_seed_layout_folders_train_too(people, tmp_path):
-    """A folder laid out as Sample&Refine's dataset (PNG partial textures, masks and normal maps
-    by yaw, full textures) is read as pairs and trains."""
+def seed_folder(people, data):
+    """``people``'s partial textures written as Sample&Refine's dataset lays them out."""
     from PIL import Image
 
     root, _ = people
-    data = tmp_path / "Dataset"
     for i in range(3):
         tex = read_artifact(root / "partial" / f"human_{i:04d}.h5", "texture")
         with h5py.File(root / "meshes" / f"human_{i:04d}.h5") as f:
@@ -207,12 +205,25 @@ def test_seed_layout_folders_train_too(people, tmp_path):
                 folder = data / sub / str(int(yaw))
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(image).save(folder / f"image_{i:04d}_{sub}.png")
+    return data
+
+
+def test_seed_layout_folders_are_read_as_pairs(people, tmp_path):
+    """A folder laid out as Sample&Refine's dataset (PNG partial textures, masks and normal maps
+    by yaw, full textures) is read as pairs: one per image name, its views by yaw."""
     from avatarkit.methods.texture.data import read_pairs
 
+    data = seed_folder(people, tmp_path / "Dataset")
     pairs = read_pairs([data])
     assert [p.stem for p in pairs] == ["image_0000", "image_0001", "image_0002"]
     assert pairs[0].partial.shape == (3, 64, 64, 3) and pairs[0].yaw.tolist() == [-90.0, 0.0, 90.0]
     assert pairs[0].coverage.mean() > 0.3 and pairs[0].layout == ""
+    tex = read_artifact(people[0] / "partial" / "human_0000.h5", "texture")
+    assert np.array_equal(pairs[0].filled, (tex.view_visibility > 0) | (tex.view_mirrored > 0))
+
+
+def test_seed_layout_folders_train(people, tmp_path):
+    data = seed_folder(people, tmp_path / "Dataset")
     r = invoke("train", "texture", "--partial", data, "-o", tmp_path / "run", *TINY, "--json", "--quiet")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["uv_layout"] == "unrecorded"
