@@ -227,3 +227,25 @@ def test_seed_layout_folders_train(people, tmp_path):
     r = invoke("train", "texture", "--partial", data, "-o", tmp_path / "run", *TINY, "--json", "--quiet")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["uv_layout"] == "unrecorded"
+
+
+def test_the_refiner_stage_starts_from_another_runs_sampler_and_keeps_it(people, tmp_path):
+    root, _ = people
+    data = ("--partial", root / "partial", "--meshes", root / "meshes")
+    r = invoke("train", "texture", *data, "-o", tmp_path / "none", *TINY, "--stage", "refiner")
+    assert_clean_failure(r, "--sampler-run")
+    r = invoke("train", "texture", *data, "-o", tmp_path / "refiner", *TINY, "--stage", "refiner",
+               "--sampler-run", root / "run", "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    theirs = torch.load(root / "run" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    ours = torch.load(tmp_path / "refiner" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    for key in (k for k in theirs if k.startswith("sampler.")):
+        assert torch.equal(theirs[key], ours[key]), key  # frozen
+    assert bool(ours["refiner_trained"]) and bool(ours["sampler_trained"])
+
+
+def test_per_view_needs_a_mesh_and_views(people, tmp_path):
+    root, _ = people
+    r = invoke("unwrap-uv", root / "meshes" / "human_0000.h5", "--atlas", "--per-view", "-o", tmp_path / "a.h5")
+    assert_clean_failure(r, "--per-view")
+    assert not (tmp_path / "a.h5").exists()
