@@ -60,7 +60,8 @@ def unwrap_uv(
         Path | None,
         typer.Option(
             help="A train texture run: complete the texture with it (Sample&Refine; implies --symmetric, the "
-            "run's --size); texels the views saw are kept, blended at the visibility boundary.",
+            "run's --size); texels the views saw are kept, blended at the visibility boundary. A texture .h5 "
+            "(unwrap-uv --symmetric) given instead of a mesh, without --views, is completed as it is.",
             metavar="RUN",
         ),
     ] = None,
@@ -154,12 +155,24 @@ def _texture_run(run: Path, device: str):
     return _RUNS[key]
 
 
+def _texture_file(path: Path | None):
+    """The texture an input ``.h5`` holds when it is a ``texture`` file (else None)."""
+    from avatarkit.io.formats import is_hdf5
+    from avatarkit.io.hdf5 import file_kind, open_h5, read_artifact
+
+    if path is None or not is_hdf5(path):
+        return None
+    with open_h5(path) as f:
+        kind = file_kind(f, path)
+    return read_artifact(path, "texture") if kind == "texture" else None
+
+
 def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, symmetric, atlas, export, device, units,
                 up, provenance, per_view=False, complete=None) -> dict:  # fmt: skip
     """Read one mesh (or none) and its views, unwrap (and complete), write the texture (and its PNGs)."""
     import numpy as np
 
-    from avatarkit.errors import InputError, MeshError
+    from avatarkit.errors import InputError, MeshError, OptionError
     from avatarkit.io.hdf5 import write_artifact
     from avatarkit.io.images import write_png
     from avatarkit.io.meshfile import load_mesh
@@ -169,11 +182,19 @@ def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, sym
 
     if views_by_stem is not None:
         views = views_by_stem[mesh.stem]
+    partial = _texture_file(mesh) if complete is not None and views is None else None
     view_data = read_views(views) if views is not None else None
-    check_unwrap(mesh is not None, view_data, size, symmetric or complete is not None, atlas, per_view)
-    surface = load_mesh(mesh, units, up) if mesh is not None else None
+    if partial is None:
+        check_unwrap(mesh is not None, view_data, size, symmetric or complete is not None, atlas, per_view)
+    elif per_view or size is not None:
+        raise OptionError("a texture file is completed as it is: --per-view and --size apply to views")
+    surface = load_mesh(mesh, units, up) if mesh is not None and partial is None else None
     try:
-        if complete is not None:
+        if partial is not None:
+            from avatarkit.methods.texture.complete import complete_texture
+
+            result = complete_texture(_texture_run(complete, device), partial, device)
+        elif complete is not None:
             from avatarkit.methods.texture.complete import unwrap_and_complete
 
             result = unwrap_and_complete(surface, view_data, _texture_run(complete, device), size, device, per_view)

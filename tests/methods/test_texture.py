@@ -249,3 +249,22 @@ def test_per_view_needs_a_mesh_and_views(people, tmp_path):
     r = invoke("unwrap-uv", root / "meshes" / "human_0000.h5", "--atlas", "--per-view", "-o", tmp_path / "a.h5")
     assert_clean_failure(r, "--per-view")
     assert not (tmp_path / "a.h5").exists()
+
+
+def test_a_partial_texture_file_is_completed_unless_of_another_layout(people, tmp_path):
+    root, _ = people
+    views = root / "views" / "human_0002.h5"
+    r = invoke("unwrap-uv", root / "partial" / "human_0002.h5", "--complete", root / "run", "-o", tmp_path / "t.h5")
+    assert r.exit_code == 0, r.output
+    done = read_artifact(tmp_path / "t.h5", "texture")
+    assert done.attrs["completion"] == "sampler+refiner" and done.texture.shape == (64, 64, 3)
+    # a partial texture unwrapped onto another UV layout (an xatlas atlas of the same person)
+    r = invoke("unwrap-uv", root / "meshes" / "human_0002.h5", "-o", tmp_path / "atlas.h5", "--atlas", "--quiet")
+    assert r.exit_code == 0, r.output
+    other = tmp_path / "other_layout.h5"
+    r = invoke("unwrap-uv", tmp_path / "atlas.h5", "--views", views, "-o", other, "--symmetric", "--size", 64)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out.h5"
+    r = invoke("unwrap-uv", other, "--complete", root / "run", "-o", out)
+    assert_clean_failure(r, "other_layout.h5", "UV layout")
+    assert not out.exists()
