@@ -50,7 +50,9 @@ def test_every_loss_term_trains_its_networks():
     torch.manual_seed(0)
     config = _config()
     net = PhorhumNet(config)
-    loss, logs = T.PhorhumMethod(config).loss(net, _batch(config))
+    batch = _batch(config)
+    loss, logs = T.PhorhumMethod(config).loss(net, batch)
+    assert not batch["points"].requires_grad  # the batch is left as it was (the trainer draws it after)
     expected = {"surface", "sdf", "label", "eikonal", "normal", "albedo", "projection", "render", "mask", "iou"}
     assert set(logs) == expected and all(np.isfinite(v) for v in logs.values())
     loss.backward()

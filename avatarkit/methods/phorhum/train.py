@@ -181,7 +181,7 @@ class PhorhumMethod(ImageMethod):
         b = self.to_device(batch)
         features = model.encode(b["image"])
         camera = self._camera(b)
-        points = b["points"].float().requires_grad_(True)
+        points = b["points"].detach().float().clone().requires_grad_(True)  # not the batch's own tensor
         d, albedo = model.surface(features, points, *camera)
         d = d.float()
         grad = sdf_gradient(d, points)
