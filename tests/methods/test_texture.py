@@ -46,8 +46,8 @@ def test_a_new_sampler_samples_every_texel_where_it_is():
     source = torch.rand(2, 3, 16, 16)
     mask = (torch.rand(2, 1, 16, 16) > 0.5).float()
     sampled, offsets = net(source * mask, mask, torch.zeros(2, 3, 16, 16), source)
-    assert offsets.abs().max() == 0
-    assert torch.allclose(sampled, source, atol=1e-6)
+    assert offsets.abs().max() < 1e-6
+    assert torch.allclose(sampled, source, atol=1e-5)
     grid = identity_grid(1, 4, 8, "cpu")
     assert torch.allclose(grid[0, 0, 0], torch.tensor([-7 / 8, -3 / 4]))
 

@@ -1,10 +1,11 @@
 """Sample&Refine's networks, in UV space (textures (B, C, H, W), values in [0, 1]).
 
 - :class:`SamplerNet`: from the partial (mirror-filled) texture, its mask of filled texels and
-  the normal map, an offset per texel to the identity sampling grid (``grid_sample``
-  coordinates); the sampled texture is the partial texture (its unfilled texels carried from
-  the nearest filled one) read at that grid. The last layer starts at zero: a new SamplerNet
-  samples every texel where it is.
+  the normal map, where each texel samples from (``grid_sample`` coordinates, kept inside the
+  texture: ``tanh(atanh(identity) + output)``; a free offset drifted out of the texture in a
+  long CPU run, and with it the sampled texture); the sampled texture is the partial texture
+  (its unfilled texels carried from the nearest filled one) read at that grid. The last layer
+  starts at zero: a new SamplerNet samples every texel where it is.
 - :class:`RefinerNet`: the sampled texture, the partial texture, its mask and the normal map
   -> a correction added to the sampled texture (also zero at the start).
 - :class:`PatchDiscriminator`: a three-layer PatchGAN over a texture and the layout's coverage.
@@ -82,10 +83,13 @@ class SamplerNet(nn.Module):
         """``partial`` (B, 3, H, W) zero where unfilled, ``mask`` (B, 1, H, W), ``normal`` (B, 3,
         H, W) in [-1, 1], ``source`` (B, 3, H, W): the partial texture with its unfilled texels
         carried from the nearest filled one (what is sampled). Returns (sampled, offsets)."""
-        offsets = self.net(torch.cat([partial, mask, normal], 1))
+        raw = self.net(torch.cat([partial, mask, normal], 1)).float()
         b, _, h, w = partial.shape
-        grid = identity_grid(b, h, w, partial.device, offsets.dtype) + offsets.permute(0, 2, 3, 1)
-        sampled = F.grid_sample(source.to(offsets.dtype), grid, mode="bilinear", padding_mode="border",
+        identity = identity_grid(b, h, w, partial.device)
+        # the grid stays inside the texture: tanh of the identity's atanh plus the network's output
+        grid = torch.tanh(torch.atanh(identity) + raw.permute(0, 2, 3, 1))
+        offsets = (grid - identity).permute(0, 3, 1, 2)
+        sampled = F.grid_sample(source.float(), grid, mode="bilinear", padding_mode="border",
                                 align_corners=False)  # fmt: skip
         return sampled, offsets
 
