@@ -109,3 +109,14 @@ def test_a_share_of_each_draw_is_far_from_the_surface(tmp_path):
         data = T.PhorhumDataset([], [], _config(points=1000, far_share=share), augment=False)
         far = np.abs(sdf[data._draw(path, np.random.default_rng(1))]) > T.FAR
         assert far.mean() == pytest.approx(share + (1 - share) * 0.03, abs=0.02)
+
+
+def test_the_output_layer_steps_at_its_own_rate():
+    from avatarkit.methods.trainer import parameter_groups
+
+    config = _config(head_lr_scale=10.0)
+    net = PhorhumNet(config)
+    groups = parameter_groups(net)
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in net.f.layers[-1].parameters()}
+    assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))

@@ -42,6 +42,8 @@ class PhorhumConfig(ImageDataConfig):
     """Fourier frequencies of the point (in the view's frame, from its target, divided by depth_scale): sin and cos of 2^k pi x, k < fourier."""
     mlp: tuple[int, ...] = (512, 512, 512, 512, 512, 512, 512, 512)
     """Hidden widths of f; its input joins again at the middle layer (a skip, as IDR's and Phorhum's)."""
+    head_lr_scale: float = 10.0
+    """Learning-rate multiple of f's output layer (distance and albedo logits): at Adam's step size the albedo otherwise stays near grey for hundreds of steps (docs/phorhum.md)."""
     illumination: int = 16
     """Size of the per-image illumination code (from G's last feature map, pooled)."""
     shading_mlp: tuple[int, ...] = (256, 256, 256)
@@ -91,7 +93,7 @@ class PhorhumConfig(ImageDataConfig):
             raise OptionError(f"--far-share must be in [0, 1], got {self.far_share}")
         if self.patch_size > self.image_size:
             raise OptionError(f"--patch-size {self.patch_size} is larger than --image-size {self.image_size}")
-        for name in ("depth_scale", "label_sharpness", "trace_depth"):
+        for name in ("depth_scale", "label_sharpness", "trace_depth", "head_lr_scale"):
             if not getattr(self, name) > 0:
                 raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         for name in LOSS_WEIGHTS:

@@ -20,7 +20,7 @@ Sizes come from :class:`avatarkit.methods.phorhum.config.PhorhumConfig`.
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -74,12 +74,22 @@ class PhorhumNet(nn.Module):
     def __init__(self, config) -> None:
         super().__init__()
         self.depth_scale = float(config.depth_scale)
+        self.head_lr_scale = float(config.head_lr_scale)
         self.register_buffer("frequencies", (2.0 ** torch.arange(config.fourier)) * np.pi, persistent=False)
         self.encoder = HourglassEncoder(config.stacks, config.channels, config.hourglass_depth, config.stem_channels)
         self.light = nn.Linear(config.channels, config.illumination)
         n_points = 3 * (1 + 2 * config.fourier)
         self.f = SurfaceMLP(config.channels + n_points, tuple(config.mlp))
         self.s = _mlp((3 + config.illumination, *config.shading_mlp, 3))
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Every parameter at the trainer's rate but f's output layer, at ``head_lr_scale`` times it."""
+        head = list(self.f.layers[-1].parameters())
+        ids = {id(p) for p in head}
+        return [
+            {"params": [p for p in self.parameters() if id(p) not in ids], "lr_scale": 1.0},
+            {"params": head, "lr_scale": self.head_lr_scale},
+        ]
 
     def encode(self, image) -> PhorhumFeatures:
         """G's last feature map and the illumination code of ``image`` (B, 3, H, W) in [-1, 1]."""
