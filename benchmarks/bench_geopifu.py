@@ -27,7 +27,6 @@ The pipeline, sized by environment variables:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -36,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine
+from common import machine, together
 
 AVATARKIT = [sys.executable, "-m", "avatarkit"]
 PAPER = {  # Geo-PIFu (He et al. 2020) Table 1, DeepHuman test set: CD, PSD (x1e4), normal cosine
@@ -61,33 +60,6 @@ def timed(seconds: dict, key: str, *args, **kwargs):
     out = avatarkit(*args, **kwargs)
     seconds[key] = round(seconds.get(key, 0.0) + time.perf_counter() - start, 1)
     return out
-
-
-def together(jobs: dict[str, list], seconds: dict) -> dict[str, float]:
-    """Run avatarkit commands at the same time, each on one thread (OMP_NUM_THREADS=1), so the
-    machine's other load falls on all alike; their wall seconds go to ``seconds``, and the CPU
-    seconds each used (user + system, from its own resource usage) are returned."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    cpu, failed = {}, []
-    with contextlib.ExitStack() as stack:  # logs in files, never a pipe: a full one would stall a job
-        logs = {key: stack.enter_context(tempfile.TemporaryFile()) for key in jobs}
-        procs = {
-            key: subprocess.Popen([*AVATARKIT, *map(str, a)], env=env, stdout=subprocess.DEVNULL, stderr=logs[key])
-            for key, a in jobs.items()
-        }
-        for key, proc in procs.items():
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            seconds[key] = round(time.perf_counter() - start, 1)
-            cpu[key] = round(usage.ru_utime + usage.ru_stime, 1)
-            if proc.returncode != 0:
-                logs[key].seek(0)
-                err = logs[key].read().decode(errors="replace").strip()[-2000:]
-                failed.append(f"avatarkit {' '.join(map(str, jobs[key]))} failed: {err}")
-    if failed:
-        raise RuntimeError("\n".join(failed))
-    return cpu
 
 
 def metrics(run: Path) -> list[dict]:
@@ -156,7 +128,7 @@ def run(out: Path | None = None) -> dict:
                 "--coarse-share", coarse_share, "--max-time", budget, *geo_extra]  # fmt: skip
     cpu = {}
     if parallel:  # both at once, one thread each: whatever else the machine runs loads both alike
-        cpu = together({"train_pifu": pifu_args, "train_geopifu": geo_args}, seconds)
+        cpu = together({"train_pifu": [*AVATARKIT, *pifu_args], "train_geopifu": [*AVATARKIT, *geo_args]}, seconds)
         geo_mode = "both"
     else:
         timed(seconds, "train_pifu", *pifu_args)

@@ -11,8 +11,10 @@ The pipeline, sized by environment variables:
 - the last ``TEST`` people are held out: the training files are passed by name, so they are
   never seen (each trainer's validation subject comes out of the others);
 - ``train pifu --config small`` and ``train phorhum --config small`` for ``SECONDS`` of wall
-  clock each (``--max-time``), one after the other (never in parallel: they would share the
-  cores unevenly); ``TRAIN_ARGS`` adds options to both, ``PHORHUM_ARGS`` to Phorhum's;
+  clock each (``--max-time``): with ``PARALLEL=1`` (the default) both at once, one thread each,
+  so that the machine's other load falls on both alike, with the CPU seconds each used
+  reported (``common.together``); with ``PARALLEL=0`` one after the other, all threads each;
+  ``TRAIN_ARGS`` adds options to both, ``PHORHUM_ARGS`` to Phorhum's;
 - each held-out person is reconstructed from its view 0 (the front) at ``RESOLUTION`` with the
   last checkpoint of each run, and scored with ``evaluate-chamfer`` (default protocol: chamfer
   and P2S in cm, normal consistency);
@@ -39,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine
+from common import machine, together
 
 AVATARKIT = [sys.executable, "-m", "avatarkit"]
 PAPER = {  # Phorhum (Alldieck et al. 2022), as listed by a paper-tracking site; not checked against the paper's tables
@@ -119,6 +121,7 @@ def run(out: Path | None = None) -> dict:
     hdri = setting("HDRI", "sky")
     extra = setting("TRAIN_ARGS", "").split()
     phorhum_extra = setting("PHORHUM_ARGS", "").split()
+    parallel = setting("PARALLEL", "1") == "1"
     root = Path(out or tempfile.mkdtemp(prefix="bench_phorhum_"))
     root.mkdir(parents=True, exist_ok=True)
     data, seconds = root / "data", {}
@@ -144,11 +147,18 @@ def run(out: Path | None = None) -> dict:
     samples = {"pifu": files("samples_pifu", train_stems), "phorhum": files("samples_osa", train_stems)}
     method_args = {"pifu": [], "phorhum": phorhum_extra}
     trained = setting("TRAIN", "pifu,phorhum").split(",")
-    for method, run_dir in runs.items():
-        if method not in trained:
-            continue
-        timed(seconds, f"train_{method}", "train", method, *flags("--views", views), *flags("--samples", samples[method]),
-              "-o", run_dir, *common, "--max-time", budget, *method_args[method])  # fmt: skip
+    jobs = {
+        f"train_{method}": ["train", method, *flags("--views", views), *flags("--samples", samples[method]),
+                            "-o", run_dir, *common, "--max-time", budget, *method_args[method]]
+        for method, run_dir in runs.items()
+        if method in trained
+    }  # fmt: skip
+    cpu = {}
+    if parallel and len(jobs) > 1:
+        cpu = together({key: [*AVATARKIT, *args] for key, args in jobs.items()}, seconds)
+    else:
+        for key, args in jobs.items():
+            timed(seconds, key, *args)
     curves = {m: metrics(r) for m, r in runs.items()}
     steps = {m: max((int(r.get("step", 0)) for r in c), default=0) for m, c in curves.items()}
 
@@ -192,8 +202,10 @@ def run(out: Path | None = None) -> dict:
             "train_args": extra,
             "phorhum_args": phorhum_extra,
             "trained": trained,
+            "parallel": parallel,
         },
         "steps": steps,
+        "train_cpu_seconds": cpu,
         "curves": curves,
         "table": table,
         "ratio_phorhum_over_pifu": ratio,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,3 +70,30 @@ def train_pifu(data: Path, out: Path, config, device: str = "cpu"):
     start = time.perf_counter()
     result = train(method, RunFolder(out), device, overwrite=True)
     return result, time.perf_counter() - start
+
+
+def together(jobs: dict[str, list], seconds: dict) -> dict[str, float]:
+    """Run commands at the same time, each on one thread (OMP_NUM_THREADS=1), so the
+    machine's other load falls on all alike; their wall seconds go to ``seconds``, and the CPU
+    seconds each used (user + system, from its own resource usage) are returned."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    cpu, failed = {}, []
+    with contextlib.ExitStack() as stack:  # logs in files, never a pipe: a full one would stall a job
+        logs = {key: stack.enter_context(tempfile.TemporaryFile()) for key in jobs}
+        procs = {
+            key: subprocess.Popen(list(map(str, a)), env=env, stdout=subprocess.DEVNULL, stderr=logs[key])
+            for key, a in jobs.items()
+        }
+        for key, proc in procs.items():
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            seconds[key] = round(time.perf_counter() - start, 1)
+            cpu[key] = round(usage.ru_utime + usage.ru_stime, 1)
+            if proc.returncode != 0:
+                logs[key].seek(0)
+                err = logs[key].read().decode(errors="replace").strip()[-2000:]
+                failed.append(f"{' '.join(map(str, jobs[key]))} failed: {err}")
+    if failed:
+        raise RuntimeError("\n".join(failed))
+    return cpu
