@@ -28,43 +28,17 @@ The pipeline, sized by environment variables:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import machine, together
+from common import AVATARKIT, flags, machine, metrics, setting, timed, together
 
-AVATARKIT = [sys.executable, "-m", "avatarkit"]
 PAPER = {  # Geo-PIFu (He et al. 2020) Table 1, DeepHuman test set: CD, PSD (x1e4), normal cosine
     "pifu": {"cd": 2.604, "psd": 4.026, "normal_cosine": 0.0914},
     "geopifu": {"cd": 1.742, "psd": 1.922, "normal_cosine": 0.0682},
 }
-
-
-def setting(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def avatarkit(*args, json_out: bool = False):
-    done = subprocess.run([*AVATARKIT, *map(str, args)], capture_output=True, text=True, check=False, timeout=7200)
-    if done.returncode != 0:
-        raise RuntimeError(f"avatarkit {' '.join(map(str, args))} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout) if json_out else done.stdout
-
-
-def timed(seconds: dict, key: str, *args, **kwargs):
-    start = time.perf_counter()
-    out = avatarkit(*args, **kwargs)
-    seconds[key] = round(seconds.get(key, 0.0) + time.perf_counter() - start, 1)
-    return out
-
-
-def metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def last_step(rows: list[dict]) -> int:
@@ -76,10 +50,6 @@ def query_from(run: Path) -> int | None:
     from avatarkit.methods import checkpoint
 
     return checkpoint.load(checkpoint.find(run, "last")).get("method_state", {}).get("query_from")
-
-
-def flags(name: str, files: list[Path]) -> list:
-    return [x for f in files for x in (name, f)]
 
 
 def mean(rows: list[dict], key: str) -> float | None:

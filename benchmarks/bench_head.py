@@ -19,27 +19,12 @@ The pipeline is the one ``examples/head_pipeline.sh`` runs, sized by environment
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import machine
-
-AVATARKIT = [sys.executable, "-m", "avatarkit"]
-
-
-def setting(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def avatarkit(*args, json_out: bool = False):
-    done = subprocess.run([*AVATARKIT, *map(str, args)], capture_output=True, text=True, check=False, timeout=7200)
-    if done.returncode != 0:
-        raise RuntimeError(f"avatarkit {' '.join(map(str, args))} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout) if json_out else done.stdout
+from common import avatarkit, machine, setting
 
 
 def run(out: Path | None = None) -> dict:

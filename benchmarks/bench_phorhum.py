@@ -34,16 +34,13 @@ The pipeline, sized by environment variables:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import machine, together
+from common import AVATARKIT, flags, machine, metrics, setting, timed, together
 
-AVATARKIT = [sys.executable, "-m", "avatarkit"]
 PAPER = {  # Phorhum (Alldieck et al. 2022), as listed by a paper-tracking site; not checked against the paper's tables
     "chamfer": 1.1,
     "albedo_front_ssim": 0.85,
@@ -53,33 +50,6 @@ PAPER = {  # Phorhum (Alldieck et al. 2022), as listed by a paper-tracking site;
     "normal_back_angular_deg": 22.82,
     "source": "wizwand.com's listing of arXiv 2204.08906 (Monocular 3D Human Reconstruction test set); unverified",
 }
-
-
-def setting(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def avatarkit(*args, json_out: bool = False):
-    done = subprocess.run([*AVATARKIT, *map(str, args)], capture_output=True, text=True, check=False, timeout=7200)
-    if done.returncode != 0:
-        raise RuntimeError(f"avatarkit {' '.join(map(str, args))} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout) if json_out else done.stdout
-
-
-def timed(seconds: dict, key: str, *args, **kwargs):
-    start = time.perf_counter()
-    out = avatarkit(*args, **kwargs)
-    seconds[key] = round(seconds.get(key, 0.0) + time.perf_counter() - start, 1)
-    return out
-
-
-def metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
-def flags(name: str, files: list[Path]) -> list:
-    return [x for f in files for x in (name, f)]
 
 
 def mean(values: list) -> float | None:

@@ -30,29 +30,15 @@ person) and ``OUT/results.json``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import machine
+from common import avatarkit, machine, setting
 
-AVATARKIT = [sys.executable, "-m", "avatarkit"]
 METHODS = ("mirror", "telea", "sampler", "sample_refine")
-
-
-def setting(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def avatarkit(*args, json_out: bool = False):
-    done = subprocess.run([*AVATARKIT, *map(str, args)], capture_output=True, text=True, check=False, timeout=7200)
-    if done.returncode != 0:
-        raise RuntimeError(f"avatarkit {' '.join(map(str, args))} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout) if json_out else done.stdout
 
 
 def prepare(root: Path, people: int, seed: int, size: int, render: int) -> tuple[Path, Path, Path]:

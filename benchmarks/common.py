@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -97,3 +99,39 @@ def together(jobs: dict[str, list], seconds: dict) -> dict[str, float]:
     if failed:
         raise RuntimeError("\n".join(failed))
     return cpu
+
+
+AVATARKIT = [sys.executable, "-m", "avatarkit"]
+"""The command line, run as a process (as a user would)."""
+
+
+def setting(name: str, default: str) -> str:
+    """A benchmark's size or option from the environment."""
+    return os.environ.get(name, default)
+
+
+def avatarkit(*args, json_out: bool = False):
+    """Run one avatarkit command; its --json output parsed with ``json_out``."""
+    done = subprocess.run([*AVATARKIT, *map(str, args)], capture_output=True, text=True, check=False, timeout=7200)
+    if done.returncode != 0:
+        raise RuntimeError(f"avatarkit {' '.join(map(str, args))} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout) if json_out else done.stdout
+
+
+def timed(seconds: dict, key: str, *args, **kwargs):
+    """:func:`avatarkit`, its wall seconds added to ``seconds[key]``."""
+    start = time.perf_counter()
+    out = avatarkit(*args, **kwargs)
+    seconds[key] = round(seconds.get(key, 0.0) + time.perf_counter() - start, 1)
+    return out
+
+
+def metrics(run: Path) -> list[dict]:
+    """A training run's metrics.jsonl rows."""
+    path = run / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def flags(name: str, files: list[Path]) -> list:
+    """``name f`` for each file (repeated options)."""
+    return [x for f in files for x in (name, f)]
