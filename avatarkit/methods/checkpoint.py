@@ -136,3 +136,32 @@ def find(run: Path, which: str = "best") -> Path:
         if path.is_file():
             return path
     raise InputError("no checkpoint in this run folder (expected checkpoints/best.pt or last.pt)", run)
+
+
+def part_weights(
+    run: Path, method: str, config: Any, *, option: str, part: str, fields: tuple[str, ...], what: str, stages: str
+) -> dict[str, Any]:
+    """The trained weights of one part of a network from an earlier run of ``method`` (its last
+    checkpoint), for a later stage to start from (Geo-PIFu's volume network, Sample&Refine's
+    SamplerNet): the state-dict entries under ``part.``, without the prefix.
+
+    Checked: the run is of ``method``, its config agrees with ``config`` on ``fields`` (the
+    part's shape), and its buffer ``{part}_trained`` says the part has trained. ``option`` (the
+    flag that named the run), ``what`` (the part, in words) and ``stages`` (the stages that
+    train it) word the errors.
+    """
+    from avatarkit.errors import OptionError
+    from avatarkit.methods.configs import from_dict
+
+    state = load(find(run, "last"))
+    if state.get("method") != method:
+        raise InputError(f"{option} takes a {method} run; this is a {state.get('method')} run", run)
+    theirs = from_dict(type(config), state["config"])
+    differ = [f for f in fields if getattr(theirs, f) != getattr(config, f)]
+    if differ:
+        shown = ", ".join(f"--{f.replace('_', '-')} {getattr(theirs, f)}" for f in differ)
+        raise OptionError(f"{option} {run} has another {what} ({shown}); give the same")
+    weights = state["model"]
+    if not bool(weights.get(f"{part}_trained", False)):
+        raise InputError(f"{option}: this run has not trained its {what} ({stages})", run)
+    return {k.removeprefix(f"{part}."): v for k, v in weights.items() if k.startswith(f"{part}.")}

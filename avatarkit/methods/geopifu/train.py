@@ -273,23 +273,12 @@ def check_voxels(path: Path, grid: tuple[int, ...]) -> None:
 
 def coarse_weights(run: Path, config: GeoPifuConfig) -> dict[str, torch.Tensor]:
     """The trained volume network of a geopifu run (its last checkpoint), checked against ``config``."""
-    from avatarkit.methods import checkpoint
-    from avatarkit.methods.configs import from_dict
+    from avatarkit.methods.checkpoint import part_weights
 
-    path = checkpoint.find(run, "last")
-    state = checkpoint.load(path)
-    method = state.get("method")
-    if method != "geopifu":
-        raise InputError(f"--coarse-run takes a geopifu run; this is a {method} run", run)
-    theirs = from_dict(GeoPifuConfig, state["config"])
-    differ = [f for f in COARSE_FIELDS if getattr(theirs, f) != getattr(config, f)]
-    if differ:
-        shown = ", ".join(f"--{f.replace('_', '-')} {getattr(theirs, f)}" for f in differ)
-        raise OptionError(f"--coarse-run {run} has another volume network ({shown}); give the same")
-    weights = state["model"]
-    if not bool(weights.get("coarse_trained", False)):
-        raise InputError("--coarse-run: this run has not trained its volume network (--stage coarse or both)", run)
-    return {k.removeprefix("coarse."): v for k, v in weights.items() if k.startswith("coarse.")}
+    return part_weights(
+        run, "geopifu", config, option="--coarse-run", part="coarse", fields=COARSE_FIELDS,
+        what="volume network", stages="--stage coarse or both",
+    )  # fmt: skip
 
 
 if TYPE_CHECKING:  # nox -s lint: mypy holds the class to the Trainable contract

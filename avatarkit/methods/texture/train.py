@@ -322,22 +322,12 @@ _NO_SAMPLER = "--stage refiner needs a trained SamplerNet: give --sampler-run RU
 
 def sampler_weights(run: Path, config: TextureConfig) -> dict[str, torch.Tensor]:
     """The trained SamplerNet of a texture run (its last checkpoint), checked against ``config``."""
-    from avatarkit.methods import checkpoint
-    from avatarkit.methods.configs import from_dict
+    from avatarkit.methods.checkpoint import part_weights
 
-    state = checkpoint.load(checkpoint.find(run, "last"))
-    method = state.get("method")
-    if method != "texture":
-        raise InputError(f"--sampler-run takes a texture run; this is a {method} run", run)
-    theirs = from_dict(TextureConfig, state["config"])
-    differ = [f for f in ("width", "depth") if getattr(theirs, f) != getattr(config, f)]
-    if differ:
-        shown = ", ".join(f"--{f} {getattr(theirs, f)}" for f in differ)
-        raise OptionError(f"--sampler-run {run} has another SamplerNet ({shown}); give the same")
-    weights = state["model"]
-    if not bool(weights.get("sampler_trained", False)):
-        raise InputError("--sampler-run: this run has not trained its SamplerNet (--stage sampler or both)", run)
-    return {k.removeprefix("sampler."): v for k, v in weights.items() if k.startswith("sampler.")}
+    return part_weights(
+        run, "texture", config, option="--sampler-run", part="sampler", fields=("width", "depth"),
+        what="SamplerNet", stages="--stage sampler or both",
+    )  # fmt: skip
 
 
 if TYPE_CHECKING:  # nox -s lint: mypy holds the class to the Trainable contract
