@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import queue
 import signal
 import socket
@@ -73,7 +74,11 @@ def test_viewer_serves_its_page_and_stops_on_ctrl_c(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "avatarkit", "view", str(ball), str(bad), "--port", str(port)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    # Ctrl-C reaches it even when the tests themselves run in the background (SIGINT ignored there)
+    restore = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, preexec_fn=restore
+    )
     try:
         lines = _lines_until(process, "viewer at", deadline=time.monotonic() + 120)
         assert any("bad.txt" in line and "not shown" in line for line in lines), lines
@@ -82,7 +87,7 @@ def test_viewer_serves_its_page_and_stops_on_ctrl_c(tmp_path):
             assert page.status == 200
             assert b"<html" in page.read().lower()
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=90) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -74,9 +74,13 @@ def test_ctrl_c_ends_the_step_in_progress_and_says_so():
             os.kill(os.getpid(), signal.SIGINT)  # handled: the loop finishes this step, then stops
         return objective(step)
 
-    result = fit(list(params.values()), interrupted, FitConfig(steps=100, lr=0.01))
-    assert result.stopped == "interrupted" and result.interrupted and result.steps == 5
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, even in a background run
+    try:
+        result = fit(list(params.values()), interrupted, FitConfig(steps=100, lr=0.01))
+        assert result.stopped == "interrupted" and result.interrupted and result.steps == 5
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_bad_configs_and_non_finite_losses_are_one_line_errors():
