@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -10,6 +15,19 @@ from avatarkit.io.hdf5 import write_artifact
 from avatarkit.structures import Samples
 
 runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(script: str, out: Path, timeout: float, **settings: str) -> subprocess.CompletedProcess:
+    """``bash examples/SCRIPT OUT`` as a user runs it, with ``settings`` as its environment
+    variables and this Python's ``avatarkit`` first on PATH; it must succeed (the end of its
+    stderr otherwise). Returns the finished process (``stdout`` to check)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **settings)
+    done = subprocess.run(
+        ["bash", str(EXAMPLES / script), str(out)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def invoke(*args):

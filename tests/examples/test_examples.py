@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from helpers import TINY_PIFU
-
-ROOT = Path(__file__).parents[2]
+from helpers import TINY_PIFU, run_example
 
 
 def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    done = run_example(
+        "pipeline.sh",
+        tmp_path,
+        timeout=600,
         N="3",
         VIEWS="4",
         SIZE="64",
@@ -26,14 +21,6 @@ def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
         RESOLUTION="32",
         TRAIN_ARGS=" ".join(map(str, TINY_PIFU[2:])),  # the tiny network (after --config small)
     )
-    done = subprocess.run(
-        ["bash", str(ROOT / "examples" / "pipeline.sh"), str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "test subject: chamfer" in done.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["units"] == "cm" and metrics["chamfer_l1"] > 0
@@ -46,12 +33,7 @@ def test_pipeline_runs_end_to_end_and_scores_the_held_out_person(tmp_path):
 @pytest.mark.timeout(900)
 def test_the_demo_script_runs_at_a_tiny_size(tmp_path):
     """examples/demo.sh as nox -s demo runs it, with three people and sixty training steps."""
-    env = dict(
-        os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PEOPLE="3", STEPS="60"
-    )
-    done = subprocess.run(["bash", str(ROOT / "examples" / "demo.sh"), str(tmp_path / "demo")], env=env,
-                          capture_output=True, text=True, timeout=850)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_example("demo.sh", tmp_path / "demo", timeout=850, PEOPLE="3", STEPS="60")
     assert "held-out person: chamfer" in done.stdout
     assert (tmp_path / "demo" / "report" / "prediction.preview.png").is_file()
 
@@ -60,14 +42,10 @@ def test_the_demo_script_runs_at_a_tiny_size(tmp_path):
 @pytest.mark.timeout(900)
 def test_the_head_pipeline_runs_at_a_cpu_size(tmp_path):
     """examples/head_pipeline.sh: prior, capture, fits with and without the prior, H3DS scores."""
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    run_example(
+        "head_pipeline.sh", tmp_path, timeout=850,
         HEADS="4", POINTS="4000", CONFIG="small", PRIOR_STEPS="40", FIT_STEPS="20", SIZE="64", RESOLUTION="32",
     )  # fmt: skip
-    done = subprocess.run(["bash", str(ROOT / "examples" / "head_pipeline.sh"), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=850)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
     for name in ("metrics.json", "metrics_no_prior.json"):
         metrics = json.loads((tmp_path / name).read_text())
         assert metrics["protocol"] == "h3ds" and metrics["units"] == "mm" and metrics["gt_to_pred"] > 0
@@ -76,23 +54,16 @@ def test_the_head_pipeline_runs_at_a_cpu_size(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_face_pipeline_tracks_a_photo_a_clip_and_scores_a_views_file(tmp_path):
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    done = run_example(
+        "face_pipeline.sh",
+        tmp_path,
+        timeout=600,
         FACES="2",
         VIEWS="2",
         SIZE="160",
         TURNTABLE="3",
         TRACK_ARGS="--landmarks-only",
     )
-    done = subprocess.run(
-        ["bash", str(ROOT / "examples" / "face_pipeline.sh"), str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "mm to the true head" in done.stdout
     fit = json.loads((tmp_path / "fit.json").read_text())
     assert fit["landmarks"] == "builtin" and fit["frames"] == 2
@@ -111,9 +82,10 @@ def test_geopifu_pipeline_trains_both_stages_and_scores_the_held_out_person(tmp_
         "--stacks 1 --channels 16 --stem-channels 8 --mlp 32,16 --image-size 64 --points 256 --batch-size 2 "
         "--val-resolution 32 --coarse-stacks 1 --coarse-channels 16 --coarse-stem-channels 8 --volume-channels 2"
     )
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    done = run_example(
+        "geopifu_pipeline.sh",
+        tmp_path,
+        timeout=900,
         N="3",
         SIZE="96",
         CONFIG="small",
@@ -125,14 +97,6 @@ def test_geopifu_pipeline_trains_both_stages_and_scores_the_held_out_person(tmp_
         SAMPLE_PRESET="geopifu" if "geopifu" in SAMPLING else "pifu",
         PROTOCOL="geopifu" if "geopifu" in PROTOCOLS else "default",
     )
-    done = subprocess.run(
-        ["bash", str(ROOT / "examples" / "geopifu_pipeline.sh"), str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "test subject:" in done.stdout
     assert json.loads((tmp_path / "metrics.json").read_text())
     assert (tmp_path / "pred.preview.png").is_file() and (tmp_path / "runs/geopifu/checkpoints/last.pt").is_file()

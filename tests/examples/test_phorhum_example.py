@@ -4,14 +4,10 @@ OSA's points, a short train phorhum, and a coloured mesh from a photo (albedo an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import run_example
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = (
     "--channels 16 --stem-channels 8 --mlp 32,32 --shading-mlp 16 --image-size 64 --points 256 --batch-size 2 "
     "--patch-size 4 --trace-steps 8 --val-resolution 32"
@@ -23,14 +19,10 @@ TINY = (
 def test_phorhum_pipeline_gives_a_coloured_mesh(tmp_path):
     from avatarkit.io.meshfile import load_mesh
 
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    done = run_example(
+        "phorhum_pipeline.sh", tmp_path, timeout=900,
         N="3", VIEWS="4", SIZE="64", POINTS="20000", CONFIG="small", STEPS="20", RESOLUTION="32", TRAIN_ARGS=TINY,
     )  # fmt: skip
-    done = subprocess.run(["bash", str(ROOT / "examples" / "phorhum_pipeline.sh"), str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "test subject:" in done.stdout
     assert json.loads((tmp_path / "metrics.json").read_text())["chamfer_l1"] > 0
     albedo, shaded = load_mesh(tmp_path / "me.ply"), load_mesh(tmp_path / "me_shaded.ply")

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).parents[2]
+from helpers import run_example
 
 
 @pytest.mark.timeout(600)
 def test_texture_pipeline_completes_a_held_out_persons_texture_and_renders_a_turntable(tmp_path):
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    done = run_example(
+        "texture_pipeline.sh",
+        tmp_path,
+        timeout=550,
         N="3",
         SIZE="64",
         RENDER="64",
@@ -25,9 +21,6 @@ def test_texture_pipeline_completes_a_held_out_persons_texture_and_renders_a_tur
         STEPS="2",
         TURNTABLE="2",
     )
-    done = subprocess.run(["bash", str(ROOT / "examples" / "texture_pipeline.sh"), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=550)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "completed by sampler" in done.stdout
     summary = json.loads((tmp_path / "complete.json").read_text())
     assert 0 < summary["seen_fraction"] < 1
