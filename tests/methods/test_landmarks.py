@@ -10,7 +10,7 @@ import pytest
 from avatarkit.errors import InputError, OptionError
 from avatarkit.methods.landmarks import scenes as S
 from avatarkit.methods.landmarks.detect import load_detector
-from avatarkit.methods.landmarks.faces import FaceRenderer, PoolSpec
+from avatarkit.methods.landmarks.faces import FacePool, FaceRenderer, PoolSpec
 from avatarkit.structures.detection import FaceDetection
 
 HELD_OUT = PoolSpec(seed=4242, split=1, subjects=1, views=3, size=384)
@@ -86,6 +86,92 @@ def test_flip_points_is_an_involution():
     points = np.random.default_rng(0).uniform(0, 100, (68, 2))
     assert np.allclose(S.flip_points(S.flip_points(points, 100), 100), points)
     assert np.allclose(S.flip_points(points, 100)[45], [99 - points[36, 0], points[36, 1]])
+
+
+def drawn_face(side: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in for a rendered face (no rendering): a skin-coloured head on a transparent
+    ``side`` square and 68 points in the iBUG layout on it."""
+    import cv2
+
+    c = side / 2
+    t = np.linspace(0, np.pi, 17)
+    jaw = np.stack([c - 40 * np.cos(t), c - 5 + 50 * np.sin(t)], 1)
+    brow = np.stack([np.linspace(c - 35, c - 8, 5), c - 30 - 4 * np.sin(np.linspace(0, np.pi, 5))], 1)
+    nose = np.stack([np.full(4, c), np.linspace(c - 22, c + 5, 4)], 1)
+    nostrils = np.stack([np.linspace(c - 10, c + 10, 5), np.full(5, c + 12)], 1)
+    u = np.array([np.pi, 2 * np.pi / 3, np.pi / 3, 0, -np.pi / 3, -2 * np.pi / 3])
+    eye = np.stack([7 * np.cos(u), -2.5 * np.sin(u)], 1)
+    outer = np.linspace(np.pi, -np.pi, 13)[:12]
+    inner = np.linspace(np.pi, -np.pi, 9)[:8]
+    mouth = np.stack([c + 22 * np.cos(outer), c + 28 - 9 * np.sin(outer)], 1)
+    lips = np.stack([c + 14 * np.cos(inner), c + 28 - 3 * np.sin(inner)], 1)
+    points = np.concatenate(
+        [
+            jaw,
+            brow,
+            brow[::-1] * [-1, 1] + [2 * c, 0],
+            nose,
+            nostrils,
+            eye + np.array([c - 20, c - 15]),
+            eye[[3, 2, 1, 0, 5, 4]] * [-1, 1] + [c + 20, c - 15],
+            mouth,
+            lips,
+        ]
+    )
+    rgba = np.zeros((side, side, 4), np.uint8)
+    cv2.ellipse(rgba, (round(c), round(c - 10)), (45, 62), 0, 0, 360, (200, 160, 140, 255), -1)
+    return rgba, points.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def drawn_pool() -> FacePool:
+    rgba, points = drawn_face()
+    return FacePool(rgba[None].repeat(2, 0), points[None].repeat(2, 0), np.arange(2, dtype=np.int32))
+
+
+def test_dressing_paints_pixels_only(drawn_pool):
+    """Hair, brows, beards, glasses, a neck and shoulders, occluders: the same for a seed, uint8
+    of the right shape, the points handed in untouched, and something painted beyond the bare
+    face for most seeds."""
+    rgba, points = drawn_pool.rgba[0], drawn_pool.points[0].astype(np.float64)
+    matrix = S.crop_matrix(points.mean(axis=0), 160.0, 0.2, 128)
+    target = S.apply(matrix, points)
+    kept = target.copy()
+    changed = 0
+    for seed in range(12):
+        images = []
+        for _ in range(2):
+            image = np.full((128, 128, 3), 90, np.float32)
+            S.dressed(np.random.default_rng(seed), image, rgba, matrix, target)
+            images.append(image)
+        assert np.array_equal(images[0], images[1]) and images[0].dtype == np.float32
+        assert np.array_equal(target, kept)
+        bare = np.full((128, 128, 3), 90, np.float32)
+        S.paste(bare, rgba, matrix)
+        changed += int(np.abs(images[0] - bare).max() > 20)
+    assert changed >= 8
+
+
+def test_face_crops_and_scenes_keep_the_truth(drawn_pool, monkeypatch):
+    """A crop's points are exactly those the face was pasted (and dressed) at, flipped with the
+    mirror permutation when the crop is; crops and scenes are uint8, the same for a seed."""
+    painted = []
+    dressed = S.dressed
+
+    def recording(rng, image, rgba, matrix, points):
+        painted.append(points.copy())
+        dressed(rng, image, rgba, matrix, points)
+
+    monkeypatch.setattr(S, "dressed", recording)
+    for seed in range(8):
+        image, points = S.face_crop(np.random.default_rng(seed), drawn_pool, 0, 96)
+        again, same = S.face_crop(np.random.default_rng(seed), drawn_pool, 0, 96)
+        assert image.shape == (96, 96, 3) and image.dtype == np.uint8
+        assert np.array_equal(image, again) and np.array_equal(points, same)
+        truth = painted[-1]
+        assert np.allclose(points, truth) or np.allclose(points, S.flip_points(truth, 96))
+    photo, boxes = S.scene(np.random.default_rng(5), drawn_pool, 96, 2)
+    assert photo.shape == (96, 96, 3) and photo.dtype == np.uint8 and boxes.shape == (2, 3)
 
 
 def test_bad_images(detector):

@@ -6,7 +6,8 @@ own generator ``[s, 11, k, i]``, so a pool is the same however it is made, in on
 - skin texture, phenotype and facial actions: ``synth --part head --expressions --texture skin``'s
   subject (:class:`~avatarkit.synth.generate.HumanGenerator`, seed ``s * 2 + k``, index ``i``);
 - identity beyond the phenotype: the Anny face model's 139 local changes of the face and head
-  (:class:`~avatarkit.parametric.anny_face.AnnyFaceModel`), each N(0, 0.4) clipped to -1 .. 1;
+  (:class:`~avatarkit.parametric.anny_face.AnnyFaceModel`), drawn as ``synth`` draws them
+  (:func:`~avatarkit.parametric.anny_face.draw_local_changes`: the model's prior, truncated);
   the head turned on its neck (N(0, 0.15) rad per axis) and the eyes rolled (N(0, 0.15) rad);
 - ``views`` photos (``render --preset portrait``: a random head pose relative to the camera, yaw
   within :data:`YAWS`, a 24-85 mm focal length, a random SH studio light per photo), ``size``
@@ -36,10 +37,10 @@ if TYPE_CHECKING:
 
     from avatarkit.structures import Views
 
-POOL_VERSION = 1
+POOL_VERSION = 2
+"""2: local changes from ``draw_local_changes`` (1: N(0, 0.4) clipped to -1 .. 1)."""
 YAWS = (-55.0, 55.0)
 """Head yaw relative to the camera, degrees (the portrait rig's default is -45 45)."""
-LOCAL_CHANGE_STD = 0.4
 NECK_STD = 0.15
 EYES_STD = 0.15
 FACE_MARGIN = 2.4
@@ -119,6 +120,7 @@ class FaceRenderer:
         on black, with masks) and their true (V, 68, 2) float64 points, pixels."""
         import torch
 
+        from avatarkit.parametric.anny_face import draw_local_changes
         from avatarkit.parametric.face_landmarks import H3DS_NAMES
         from avatarkit.render.render import RenderConfig, render_rig
         from avatarkit.render.rigs import RigSpec
@@ -129,7 +131,7 @@ class FaceRenderer:
         anny = source.params["anny"]
         model: Any = self.model  # AnnyFaceModel: its label tuples
         phenotype = [float(anny["phenotype"][name]) for name in model.phenotype_labels]
-        local = np.clip(rng.normal(0.0, LOCAL_CHANGE_STD, len(model.local_change_labels)), -1.0, 1.0)
+        local = draw_local_changes(rng, len(model.local_change_labels))
         actions = dict(zip(anny["facial_action_labels"], anny["facial_actions"], strict=True))
         expression = [float(actions.get(name, 0.0)) for name in model.expression_labels]
         groups = {

@@ -145,26 +145,6 @@ def _face_fragment(rng: np.random.Generator, image: np.ndarray, pool: FacePool) 
     image[:] = image * (1 - alpha) + warped[..., :3] * alpha
 
 
-def _behind(rng: np.random.Generator, image: np.ndarray, points: np.ndarray) -> None:
-    """Hair over the skull and a torso under the neck, behind a face at ``points`` (image pixels)."""
-    import cv2
-
-    centre, size, angle = face_frame(points)
-    up = np.array([np.sin(angle), -np.cos(angle)])
-    degrees = float(np.degrees(angle))
-    if rng.random() < 0.6:
-        colour = (np.array([40, 30, 20]) * rng.uniform(0.2, 4.0) + rng.normal(0, 10, 3)).clip(0, 255)
-        hair = centre + up * size * rng.uniform(0.4, 1.0)
-        axes = (int(size * rng.uniform(1.5, 2.2)), int(size * rng.uniform(1.5, 2.8)))
-        cv2.ellipse(image, tuple(int(v) for v in hair), axes, degrees, 0, 360, tuple(float(v) for v in colour), -1)
-    if rng.random() < 0.5:
-        torso = centre - up * size * rng.uniform(3.5, 4.5)
-        axes = (int(size * rng.uniform(3.0, 5.0)), int(size * rng.uniform(1.8, 2.6)))
-        cv2.ellipse(
-            image, tuple(int(v) for v in torso), axes, degrees, 0, 360, tuple(float(v) for v in _colour(rng)), -1
-        )
-
-
 def paste(image: np.ndarray, rgba: np.ndarray, matrix: np.ndarray) -> None:
     """Composite an RGBA face onto ``image`` (float32, in place) through ``matrix``."""
     import cv2
@@ -184,6 +164,392 @@ def _cut(rng: np.random.Generator, image: np.ndarray, angle: float) -> None:
     normal = np.array([np.cos(side), np.sin(side)])
     along = (x - w / 2) * normal[0] + (y - h / 2) * normal[1]
     image[along > rng.uniform(0.05, 0.45) * w] = PAD_VALUE
+
+
+# ----------------------------------------------------------------------------- what Anny's heads lack
+#
+# Anny's heads are bald, bodiless and bare; real photos show hair, brows, beards, glasses, a neck
+# and clothed shoulders, and hands or objects over faces. :func:`dressed` paints them around and
+# over a face at its (exact) 68 points and the render's alpha mask: pixels only, the points stay.
+
+HAIR_COLOURS = np.array(
+    [
+        [18, 14, 12],  # black
+        [45, 30, 22],  # dark brown
+        [85, 58, 38],  # brown
+        [120, 80, 50],  # light brown
+        [140, 62, 30],  # red
+        [200, 165, 105],  # blond
+        [225, 205, 150],  # platinum
+        [150, 148, 145],  # grey
+        [215, 212, 205],  # white
+    ],
+    np.float32,
+)
+HAIR_WEIGHTS = np.array([6, 6, 5, 3, 1.5, 2.5, 1, 1.5, 1], np.float64)
+BROWS, NOSE_BOTTOM, CHIN = slice(17, 27), 33, 8
+
+
+class _Frame:
+    """A face's frame on an image: per pixel, ``a`` (along the eye line, image-left eye to
+    image-right eye) and ``b`` (up the face) in face sizes from the points' mean, and the points'
+    own ``pa``, ``pb``."""
+
+    def __init__(self, points: np.ndarray, h: int, w: int) -> None:
+        centre, self.size, angle = face_frame(points)
+        self.right = np.array([np.cos(angle), np.sin(angle)])
+        self.up = np.array([np.sin(angle), -np.cos(angle)])
+        self.centre = centre
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
+        s = np.float32(self.size)
+        self.a = (dx * np.float32(self.right[0]) + dy * np.float32(self.right[1])) / s
+        self.b = (dx * np.float32(self.up[0]) + dy * np.float32(self.up[1])) / s
+        self.pa = (points - centre) @ self.right / self.size
+        self.pb = (points - centre) @ self.up / self.size
+        self.mid = 0.5 * (self.pa[0] + self.pa[16])  # the jaw's middle, along the eye line
+        self.half = 0.5 * abs(self.pa[16] - self.pa[0])
+
+    def image(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Face-frame coordinates to image pixels, (..., 2)."""
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return self.centre + self.size * (a[..., None] * self.right + b[..., None] * self.up)
+
+    def brow_line(self) -> np.ndarray:
+        """Per pixel, ``b`` of the brows' top at the pixel's ``a`` (flat beyond the brows)."""
+        order = np.argsort(self.pa[BROWS])
+        return np.interp(self.a, self.pa[BROWS][order], self.pb[BROWS][order]).astype(np.float32)
+
+
+def _over(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> None:
+    """``image`` (float32, in place) under ``colour`` ((3,) or (h, w, 3)) at ``alpha`` (h, w)."""
+    a = np.clip(alpha, 0, 1)[..., None].astype(np.float32)
+    image[:] = image * (1 - a) + np.asarray(colour, np.float32) * a
+
+
+def _strands(rng: np.random.Generator, frame: _Frame, density: float) -> np.ndarray:
+    """(h, w) float32 around 1: hair strands running down the face frame (``density`` strands per
+    face size), gently waved, with a slow sheen along them."""
+    table = rng.uniform(0, 1, 512).astype(np.float32)
+    table = 0.6 * table + 0.4 * np.convolve(table, np.ones(3) / 3, mode="same").astype(np.float32)
+    wave = np.float32(rng.uniform(0, 0.3)) * np.sin(
+        frame.b * np.float32(rng.uniform(1, 4)) + np.float32(rng.uniform(0, 6))
+    )
+    u = (frame.a + wave) * np.float32(density) + np.float32(rng.uniform(0, 256))
+    strands = np.interp(u.ravel() % 512, np.arange(512), table).reshape(u.shape).astype(np.float32)
+    sheen = 0.2 * np.sin(frame.b * np.float32(rng.uniform(2, 6)) + np.float32(rng.uniform(0, 6)))
+    light = np.float32(rng.uniform(-0.25, 0.25)) * frame.a + np.float32(rng.uniform(0, 0.2)) * frame.b
+    return np.clip(0.45 + 0.9 * strands + sheen + light, 0.2, 2.0).astype(np.float32)
+
+
+def _hair_colour(rng: np.random.Generator) -> np.ndarray:
+    base = HAIR_COLOURS[rng.choice(len(HAIR_COLOURS), p=HAIR_WEIGHTS / HAIR_WEIGHTS.sum())]
+    return np.clip(base * np.float32(rng.uniform(0.75, 1.25)) + rng.normal(0, 8, 3).astype(np.float32), 0, 255)
+
+
+def _hair_paint(rng: np.random.Generator, frame: _Frame, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w, 3) hair of ``colour`` (strands, sheen, a light from a side, highlights towards
+    white) and its (h, w) strand texture."""
+    texture = _strands(rng, frame, rng.uniform(6, 30))
+    paint = colour[None, None] * texture[..., None]
+    glint = np.clip(texture - 1.2, 0, None)[..., None] * np.float32(rng.uniform(0, 120))
+    return paint + glint, texture
+
+
+def _soft(mask: np.ndarray, frame: _Frame, sigma: float = 0.03) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(0.4, sigma * frame.size))
+
+
+def _neck(rng: np.random.Generator, image: np.ndarray, frame: _Frame, skin: np.ndarray) -> tuple[float, float, float]:
+    """A neck in the face's skin colour, shaded, behind the head; its (middle, half width,
+    neckline) in the face's frame."""
+    chin = frame.pb[CHIN]
+    mid = frame.mid + 0.5 * (frame.pa[CHIN] - frame.mid) * rng.uniform(0, 1)
+    width = rng.uniform(0.6, 0.95)
+    neckline = chin - rng.uniform(0.15, 0.8)
+    neck = (np.abs(frame.a - mid) < width) & (frame.b < chin + 1.0) & (frame.b > neckline - 0.5)
+    shade = np.clip(0.6 + 0.3 * (chin - frame.b) / 1.5, 0.55, 0.95)[..., None] * rng.uniform(0.8, 1.05)
+    _over(image, skin[None, None] * shade, _soft(neck, frame))
+    return mid, width, neckline
+
+
+def _shirt(
+    rng: np.random.Generator, image: np.ndarray, frame: _Frame, mid: float, width: float, neckline: float
+) -> None:
+    """Clothed shoulders (a textured shirt, sometimes a collar) from ``neckline`` down past the
+    image, over the rendered neck's cut but never up to the jaw."""
+    import cv2
+
+    below = (frame.b < frame.pb[3:14].min() - 0.1).astype(np.float32)
+    span, drop = rng.uniform(2.0, 3.6), rng.uniform(0.3, 0.9)
+    t = np.linspace(0, 1, 9)
+    left = np.stack([mid - width - 0.1 - (span - width) * t, neckline - drop * np.sqrt(t) - 0.05], axis=1)
+    right = left * [-1, 1] + [2 * mid, 0]
+    if rng.random() < 0.5:  # a V neck
+        dip = np.array([[mid, neckline - rng.uniform(0.4, 1.2)]])
+    else:  # a round neck
+        s = np.linspace(-1, 1, 7)
+        dip = np.stack([mid + (width + 0.1) * s, neckline - rng.uniform(0.1, 0.4) * np.sqrt(1 - s**2)], 1)[::-1]
+    polygon = np.concatenate([left, [[left[-1, 0] - 0.5, -40], [right[-1, 0] + 0.5, -40]], right[::-1], dip])
+    mask = np.zeros(image.shape[:2], np.float32)
+    cv2.fillPoly(mask, [np.round(frame.image(polygon[:, 0], polygon[:, 1])).astype(np.int32)], 1.0)
+    kind = rng.random()
+    c1, c2 = _colour(rng), _colour(rng)
+    cloth: np.ndarray
+    if kind < 0.45:
+        cloth = np.broadcast_to(c1, image.shape).astype(np.float32)
+    elif kind < 0.75:  # stripes or checks in the shirt's frame
+        period = rng.uniform(0.1, 0.6)
+        u = np.sin(2 * np.pi * frame.a / period) if rng.random() < 0.5 else np.sin(2 * np.pi * frame.b / period)
+        if rng.random() < 0.4:
+            u = u * np.sin(2 * np.pi * (frame.b if rng.random() < 0.5 else frame.a) / period)
+        t2 = (u > 0).astype(np.float32)[..., None]
+        cloth = c1 * (1 - t2) + c2 * t2
+    else:  # a knit or print: colour noise
+        cells = int(rng.integers(4, 30))
+        low = rng.uniform(0, 1, (cells, cells, 1)).astype(np.float32)
+        t2 = cv2.resize(low, image.shape[1::-1], interpolation=cv2.INTER_CUBIC)[..., None]
+        cloth = c1 * (1 - t2) + c2 * t2
+    folds = 0.8 + 0.2 * np.sin(frame.a * rng.uniform(1, 4) + rng.uniform(0, 6))
+    _over(image, cloth * folds[..., None].astype(np.float32), _soft(mask, frame, 0.015) * below)
+    if rng.random() < 0.6:  # a collar along the neckline
+        collar = _colour(rng) if rng.random() < 0.5 else np.array([235, 235, 230]) * rng.uniform(0.7, 1.0)
+        line = np.concatenate([left[:3][::-1], dip[::-1] if len(dip) > 1 else dip, right[:3]])
+        pixels = np.round(frame.image(line[:, 0], line[:, 1])).astype(np.int32)
+        edge = np.zeros_like(mask)
+        cv2.polylines(edge, [pixels], False, 1.0, max(1, round(frame.size * rng.uniform(0.08, 0.25))))
+        _over(image, collar * 0.9, _soft(edge, frame, 0.01) * below)
+
+
+def _long_hair(rng: np.random.Generator, frame: _Frame, top: float, length: float, extra: float) -> np.ndarray:
+    """(h, w) mask of long hair: from ``top`` down ``length`` sizes past the chin, reaching
+    ``extra`` sizes beyond the face's sides (wider as it falls)."""
+    chin = frame.pb[CHIN]
+    bottom = chin - length
+    fall = np.clip((top - frame.b) / max(top - bottom, 1e-3), 0, 1)
+    half = frame.half + extra * (0.6 + 0.6 * fall)
+    edge = bottom + 0.25 * np.sin(frame.a * 6 + rng.uniform(0, 6))
+    return (np.abs(frame.a - frame.mid) < half) & (frame.b < top) & (frame.b > edge)
+
+
+def _cap(rng: np.random.Generator, frame: _Frame, head: np.ndarray, bangs: bool) -> np.ndarray:
+    """(h, w) mask of hair on the skull: the head's silhouette grown by the hair's volume, above
+    a hairline (over the forehead above the brows; lower, down the temples, at the sides)."""
+    import cv2
+
+    volume = max(1, round(frame.size * rng.uniform(0.05, 0.4)))
+    grown = cv2.dilate(
+        (head > 0.5).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * volume + 1,) * 2)
+    )
+    brow = frame.brow_line()
+    if bangs:  # a fringe down to the brows, straight, ragged or swept to a side
+        offset = rng.uniform(0.0, 0.25) + rng.uniform(-0.3, 0.3) * (frame.a - frame.mid)
+        offset = offset + 0.06 * np.sin(frame.a * rng.uniform(10, 30) + rng.uniform(0, 6))
+    else:
+        offset = rng.uniform(0.3, 0.9) + 0.1 * (frame.a - frame.mid) ** 2
+    side = np.clip((np.abs(frame.a - frame.mid) - frame.half * rng.uniform(0.7, 0.95)) / 0.3, 0, 1)
+    hairline = brow + 0.12 + offset - side * (offset + rng.uniform(0.2, 0.9))
+    return (grown > 0) & (frame.b > hairline)
+
+
+def _brows(
+    rng: np.random.Generator, image: np.ndarray, frame: _Frame, points: np.ndarray, head: np.ndarray, colour: np.ndarray
+) -> None:
+    import cv2
+
+    mask = np.zeros(image.shape[:2], np.float32)
+    thick = max(1, round(frame.size * rng.uniform(0.06, 0.16)))
+    lower = frame.size * rng.uniform(0.0, 0.08) * frame.up  # brows sit just under the points' line
+    for part in (points[17:22], points[22:27]):
+        cv2.polylines(mask, [np.round((part - lower) * 4).astype(np.int32)], False, 1.0, thick, cv2.LINE_AA, shift=2)
+    strength = rng.uniform(0.25, 0.9)
+    _over(image, colour * 0.7, _soft(mask, frame, 0.02) * head * strength)
+
+
+def _beard(
+    rng: np.random.Generator, image: np.ndarray, frame: _Frame, points: np.ndarray, head: np.ndarray, colour: np.ndarray
+) -> None:
+    """Stubble, a moustache, a goatee or a full beard (on the skin, the lips left bare)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    kind = rng.choice(["stubble", "moustache", "goatee", "full"], p=[0.35, 0.2, 0.15, 0.3])
+    mask = np.zeros((h, w), np.float32)
+    nose_b = frame.pb[NOSE_BOTTOM]
+    if kind in ("stubble", "full"):
+        top = nose_b + rng.uniform(-0.5, 0.0)  # from the cheeks
+        jaw = np.concatenate([points[0:17], points[[26, 17]]])
+        cv2.fillPoly(mask, [np.round(jaw).astype(np.int32)], 1.0)
+        mask *= (frame.b < top).astype(np.float32)
+        grow = max(1, round(frame.size * rng.uniform(0.0, 0.3))) if kind == "full" else 1
+        mask = cv2.dilate(mask, np.ones((2 * grow + 1,) * 2, np.uint8)) * (frame.b < top)
+    if kind in ("moustache", "full", "goatee"):
+        band = np.concatenate([points[[31, 32, 33, 34, 35]], points[[54, 53, 52, 51, 50, 49, 48]]])
+        cv2.fillPoly(mask, [np.round(band).astype(np.int32)], 1.0)
+        cv2.polylines(mask, [np.round(band).astype(np.int32)], True, 1.0, max(1, round(0.1 * frame.size)))
+    if kind == "goatee":
+        chin = np.concatenate([points[[48]], points[6:11], points[[54]], points[55:60]])
+        cv2.fillPoly(mask, [np.round(chin).astype(np.int32)], 1.0)
+    lips = np.zeros((h, w), np.float32)
+    cv2.fillPoly(lips, [np.round(points[48:60]).astype(np.int32)], 1.0)
+    mask = _soft(mask * (1 - lips), frame, 0.03) * head
+    if kind == "stubble":
+        dots = (rng.random((h, w)) < 0.5).astype(np.float32)
+        _over(image, colour * 0.6, mask * dots * rng.uniform(0.15, 0.5))
+    else:
+        paint, texture = _hair_paint(rng, frame, colour)
+        _over(image, paint * 0.8, mask * np.clip(texture, 0, 1) * rng.uniform(0.6, 1.0))
+
+
+def _glasses(rng: np.random.Generator, image: np.ndarray, frame: _Frame, points: np.ndarray) -> None:
+    import cv2
+
+    h, w = image.shape[:2]
+    frame_colour = _colour(rng) * rng.uniform(0.1, 1.0) if rng.random() < 0.7 else np.array([200, 190, 160.0])
+    thick = max(1, round(frame.size * rng.uniform(0.03, 0.12)))
+    rim = np.zeros((h, w), np.float32)
+    lens = np.zeros((h, w), np.float32)
+    width, height = rng.uniform(0.45, 0.65), rng.uniform(0.28, 0.45)
+    square = rng.random() < 0.5
+    degrees = float(np.degrees(np.arctan2(frame.right[1], frame.right[0])))
+    inner = []
+    for eye in (points[36:42], points[42:48]):
+        c = eye.mean(axis=0) + frame.up * frame.size * rng.uniform(-0.05, 0.1)
+        eye_w = np.linalg.norm(eye[3] - eye[0]) / frame.size
+        axes = (max(1, round(frame.size * max(float(width), float(eye_w) * 0.75))), max(1, round(frame.size * height)))
+        centre = tuple(int(v) for v in np.round(c))
+        if square:
+            box = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64) * [axes[0], axes[1]]
+            rot = np.array([frame.right, -frame.up]).T
+            quad = np.round(c + box @ rot.T).astype(np.int32)
+            cv2.fillPoly(lens, [quad], 1.0)
+            cv2.polylines(rim, [quad], True, 1.0, thick)
+        else:
+            cv2.ellipse(lens, centre, axes, degrees, 0, 360, 1.0, -1)
+            cv2.ellipse(rim, centre, axes, degrees, 0, 360, 1.0, thick)
+        inner.append((c, axes[0]))
+    (c0, r0), (c1, r1) = inner
+    bridge0 = c0 + frame.right * r0
+    bridge1 = c1 - frame.right * r1
+    cv2.line(rim, tuple(int(v) for v in np.round(bridge0)), tuple(int(v) for v in np.round(bridge1)), 1.0, thick)
+    for c, r, ear, sign in ((c0, r0, points[0], -1), (c1, r1, points[16], 1)):  # the arms, to the ears
+        start = c + sign * frame.right * r
+        cv2.line(
+            rim, tuple(int(v) for v in np.round(start)), tuple(int(v) for v in np.round(ear)), 1.0, max(1, thick - 1)
+        )
+    if rng.random() < 0.25:  # tinted or dark lenses
+        _over(image, _colour(rng) * 0.2, _soft(lens, frame, 0.01) * rng.uniform(0.3, 0.9))
+    else:  # a faint glint
+        _over(image, np.full(3, 255.0), _soft(lens, frame, 0.01) * rng.uniform(0.0, 0.12))
+    _over(image, frame_colour, _soft(rim, frame, 0.005))
+
+
+def _occluder(rng: np.random.Generator, image: np.ndarray, frame: _Frame, points: np.ndarray, skin: np.ndarray) -> None:
+    """A hand (a palm and fingers in a skin colour) or an object partly over the face."""
+    import cv2
+
+    h, w = image.shape[:2]
+    mask = np.zeros((h, w), np.float32)
+    at = points[rng.integers(68)] + rng.normal(0, 0.6, 2) * frame.size
+    turn = rng.uniform(0, 2 * np.pi)
+    along, across = np.array([np.cos(turn), np.sin(turn)]), np.array([-np.sin(turn), np.cos(turn)])
+    scale = frame.size * rng.uniform(0.5, 1.1)
+    if rng.random() < 0.6:  # a hand
+        colour = (
+            skin * rng.uniform(0.8, 1.15) if rng.random() < 0.6 else _colour(rng) * 0.3 + np.array([150, 110, 90]) * 0.7
+        )
+        palm = tuple(int(v) for v in np.round(at))
+        cv2.ellipse(
+            mask,
+            palm,
+            (max(1, round(scale * 0.9)), max(1, round(scale * 0.7))),
+            float(np.degrees(turn)),
+            0,
+            360,
+            1.0,
+            -1,
+        )
+        for k in range(4):
+            base = at + along * scale * 0.7 + across * scale * (k - 1.5) * 0.42
+            tip = base + along * scale * rng.uniform(0.9, 1.6)
+            cv2.line(
+                mask,
+                tuple(int(v) for v in np.round(base)),
+                tuple(int(v) for v in np.round(tip)),
+                1.0,
+                max(1, round(scale * 0.36)),
+            )
+        shade = 0.85 + 0.15 * np.sin(frame.a * 3 + rng.uniform(0, 6))[..., None]
+        _over(image, colour[None, None] * shade, _soft(mask, frame, 0.02))
+    else:  # a phone, cup, microphone or scarf: a shape of a random colour with a highlight
+        colour = _colour(rng)
+        if rng.random() < 0.5:
+            box = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64) * [
+                scale * rng.uniform(0.5, 1.8),
+                scale * rng.uniform(0.3, 1.0),
+            ]
+            quad = np.round(at + box @ np.array([along, across])).astype(np.int32)
+            cv2.fillPoly(mask, [quad], 1.0)
+        else:
+            axes = (max(1, round(scale * rng.uniform(0.4, 1.5))), max(1, round(scale * rng.uniform(0.3, 1.0))))
+            cv2.ellipse(mask, tuple(int(v) for v in np.round(at)), axes, float(np.degrees(turn)), 0, 360, 1.0, -1)
+        light = np.clip(0.7 + 0.5 * ((frame.a - at @ frame.right / frame.size) * 0.5), 0.5, 1.2)[..., None]
+        _over(image, colour[None, None] * light, _soft(mask, frame, 0.01))
+
+
+def dressed(
+    rng: np.random.Generator, image: np.ndarray, rgba: np.ndarray, matrix: np.ndarray, points: np.ndarray
+) -> None:
+    """Composite the RGBA face ``rgba`` onto ``image`` (float32 (h, w, 3), in place) through
+    ``matrix``, with what a photo shows around and over a face and Anny's heads lack, at random:
+    behind it a neck and clothed shoulders and long hair; over it hair on the skull (sometimes
+    bangs), painted brows, stubble or a beard, glasses, a hand or an object. ``points``: the
+    face's 68 points in ``image`` (they are not moved: only pixels are painted)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    warped = cv2.warpAffine(rgba, matrix, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+    head = warped[..., 3] / 255.0
+    frame = _Frame(points, h, w)
+    if frame.size < 1.5:  # too small to dress: paste it bare
+        _over(image, warped[..., :3], head)
+        return
+    solid = head > 0.9
+    skin = np.median(warped[..., :3][solid], axis=0) if solid.sum() > 4 else np.array([180.0, 140, 120])
+    hair_colour = _hair_colour(rng)
+    body = _neck(rng, image, frame, skin) if rng.random() < 0.8 else None
+    long_hair = rng.random() < 0.3
+    top = float(frame.pb[BROWS].max()) + rng.uniform(0.3, 1.0)
+    if long_hair:
+        length, extra = rng.uniform(0.0, 3.0), rng.uniform(0.15, 0.9)
+        fall = _long_hair(rng, frame, top, length, extra)
+        paint, texture = _hair_paint(rng, frame, hair_colour)
+        _over(image, paint * 0.8, _soft(fall, frame) * np.clip(texture * 1.5, 0, 1))
+    _over(image, warped[..., :3], head)
+    if body is not None:
+        _shirt(rng, image, frame, *body)
+    if rng.random() < 0.75:
+        brow = hair_colour if rng.random() < 0.7 else _hair_colour(rng)
+        _brows(rng, image, frame, points, head, np.minimum(brow, skin * rng.uniform(0.3, 0.8)))
+    if rng.random() < 0.2:
+        _beard(rng, image, frame, points, head, hair_colour)
+    if rng.random() < 0.85:
+        cap = _cap(rng, frame, head, bangs=rng.random() < 0.25)
+        paint, texture = _hair_paint(rng, frame, hair_colour)
+        edge = np.clip(texture * 1.3, 0, 1)
+        _over(image, paint, _soft(cap, frame) * edge)
+    if long_hair and rng.random() < 0.5:  # locks falling in front of the shoulders, beside the face
+        front = _long_hair(rng, frame, top, length, extra) & (
+            np.abs(frame.a - frame.mid) > frame.half * rng.uniform(0.75, 1.0)
+        )
+        paint, texture = _hair_paint(rng, frame, hair_colour)
+        _over(image, paint, _soft(front, frame) * np.clip(texture * 1.5, 0, 1))
+    if rng.random() < 0.15:
+        _glasses(rng, image, frame, points)
+    if rng.random() < 0.12:
+        _occluder(rng, image, frame, points, skin)
 
 
 # ----------------------------------------------------------------------------- samples
@@ -209,8 +575,7 @@ def face_crop(
     matrix = crop_matrix(centre, side, angle, size)
     image = background(rng, size, size, pool).astype(np.float32)
     target = apply(matrix, points)
-    _behind(rng, image, target)
-    paste(image, pool.rgba[index], matrix)
+    dressed(rng, image, pool.rgba[index], matrix, target)
     if rng.random() < 0.15:
         _cut(rng, image, angle)
     if rng.random() < 0.5:
@@ -250,8 +615,7 @@ def scene(rng: np.random.Generator, pool: FacePool, size: int, faces: int) -> tu
             matrix = np.array([[-1.0, 0, 0], [0, 1, 0]]) @ np.vstack([matrix, [0, 0, 1]])
             matrix[0, 2] += 2 * at[0]
             moved[:, 0] += 2 * at[0]
-        _behind(rng, photo, moved)
-        paste(photo, pool.rgba[index], matrix)
+        dressed(rng, photo, pool.rgba[index], matrix, moved)
         c, s, _ = face_frame(moved)
         boxes.append([c[0], c[1], s])
     image = np.full((size, size, 3), PAD_VALUE, np.float32)
