@@ -5,8 +5,8 @@ augmentation, all in numpy and OpenCV, one image at a time from a seeded generat
   blurred random shapes) and, on request, fragments of other faces;
 - :func:`face_crop`: what the point network sees, a ``size`` square around one face at a jittered
   centre, scale and in-plane rotation (up to :data:`ROTATION` degrees), flipped half the time
-  (with the iBUG-68 mirror permutation), on a background, with a dark "hair" and a "torso" blob
-  behind the head, sometimes cut by an image border;
+  (with the iBUG-68 mirror permutation), on a background, dressed (:func:`dressed`: hair, brows,
+  a beard, glasses, a neck and shirt, a hand or object over it), sometimes cut by an image border;
 - :func:`scene`: what the box network sees, a ``size`` square letterboxed photo with zero to three
   faces whose size runs from a tenth of the photo's side to filling it, partly outside it;
 - :func:`photometric`: colour, gamma, greyscale, blur, noise and JPEG.
