@@ -120,3 +120,42 @@ def test_the_output_layer_steps_at_its_own_rate():
     assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in net.f.layers[-1].parameters()}
     assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
+
+
+def test_the_distance_starts_as_a_sphere_about_the_target():
+    torch.manual_seed(0)
+    b = _batch(_config(), batch=1)
+    points = torch.randn(1, 2000, 3) * 0.5  # about the target (the origin, 2 m in front of the camera)
+    camera = (b["K"], b["world_to_cam"], b["orthographic"], b["depth_center"], (64, 64))
+    radius = points.norm(dim=-1)
+    far, near = radius > 0.6, radius < 0.15
+    with torch.no_grad():
+        for sphere in (0.3, 0.6):
+            net = PhorhumNet(_config(sphere_init=sphere))
+            d, albedo = net.surface(net.encode(b["image"]), points, *camera)
+            assert float(torch.corrcoef(torch.stack([d[0], radius[0]]))[0, 1]) > 0.8  # grows with the radius
+            assert float((d[radius > 2 * sphere] > 0).float().mean()) > 0.99  # space away from it starts outside
+            assert float((d[radius < 0.1] < 0).float().mean()) > 0.95
+            assert 0.2 < float(albedo.mean()) < 0.8  # the albedo rows keep their own start
+        net = PhorhumNet(_config(sphere_init=0.0))  # PyTorch's start: no sphere
+        d, _ = net.surface(net.encode(b["image"]), points, *camera)
+    assert not (bool((d[far] > 0).all()) and bool((d[near] < 0).all()))
+
+
+def test_the_albedo_starts_as_the_colour_seen_at_the_pixel():
+    torch.manual_seed(0)
+    b = _batch(_config(), batch=1)
+    points = torch.rand(1, 500, 3) - 0.5
+    camera = (b["K"], b["world_to_cam"], b["orthographic"], b["depth_center"], (64, 64))
+    uv, _ = project(points, b["K"], b["world_to_cam"], b["orthographic"])
+    col, row = uv[0].round().long().clamp(0, 63).T
+    seen = (b["image"][0, :, row, col].T * 0.5 + 0.5).clamp(0.02, 0.98)
+    with torch.no_grad():
+        for prior, most in ((True, 0.15), (False, None)):
+            net = PhorhumNet(_config(albedo_prior=prior))
+            _, albedo = net.surface(net.encode(b["image"]), points, *camera)
+            error = float((albedo[0] - seen).abs().median())
+            if most is not None:
+                assert error < most  # the photo's colour, give or take f's start and bilinear sampling
+            else:
+                assert error > 0.15  # f alone starts near grey

@@ -42,6 +42,10 @@ class PhorhumConfig(ImageDataConfig):
     """Fourier frequencies of the point (in the view's frame, from its target, divided by depth_scale): sin and cos of 2^k pi x, k < fourier."""
     mlp: tuple[int, ...] = (512, 512, 512, 512, 512, 512, 512, 512)
     """Hidden widths of f; its input joins again at the middle layer (a skip, as IDR's and Phorhum's)."""
+    albedo_prior: bool = True
+    """f's albedo is a change of the colour seen at the point's pixel (its logits are added to that colour's logit): the albedo starts as the photo and f learns the shading and the unseen side to take off (off: f's albedo alone, as Phorhum's)."""
+    sphere_init: float = 0.9
+    """IDR's geometric initialisation of f's distance: a sphere of this many metres about the view's target (enclosing the subject: training carves it), space beyond it starting outside (0: PyTorch's initialisation)."""
     head_lr_scale: float = 10.0
     """Learning-rate multiple of f's output layer (distance and albedo logits): at Adam's step size the albedo otherwise stays near grey for hundreds of steps (docs/phorhum.md)."""
     illumination: int = 16
@@ -78,8 +82,8 @@ class PhorhumConfig(ImageDataConfig):
     """Side of a rendering patch, pixels of the network's input."""
     trace_steps: int = 24
     """Sphere-tracing steps per patch ray."""
-    trace_depth: float = 0.8
-    """Rays are traced from this many metres in front of the view's target to as far behind it."""
+    trace_depth: float = 1.0
+    """Rays are traced from this many metres in front of the view's target to as far behind it (more than --sphere-init: a ray must start outside the starting sphere)."""
 
     def check(self) -> None:
         super().check()
@@ -89,6 +93,11 @@ class PhorhumConfig(ImageDataConfig):
             raise OptionError(f"--mlp and --shading-mlp take positive widths, got {self.mlp} and {self.shading_mlp}")
         if self.fourier < 0 or self.patches < 0:
             raise OptionError(f"--fourier and --patches must be 0 or more, got {self.fourier} and {self.patches}")
+        if not 0 <= self.sphere_init < self.trace_depth:
+            raise OptionError(
+                f"--sphere-init must be 0 or more metres and less than --trace-depth ({self.trace_depth}: rays must "
+                f"start outside the starting sphere), got {self.sphere_init}"
+            )
         if not 0 <= self.far_share <= 1:
             raise OptionError(f"--far-share must be in [0, 1], got {self.far_share}")
         if self.patch_size > self.image_size:

@@ -9,7 +9,9 @@
   cos of 2^k pi x); with the feature map sampled bilinearly at its pixel, f gives a signed
   distance d (metres, negative inside) and an albedo a (sRGB in [0, 1]). Softplus (beta 100)
   activations keep d smooth for its gradient (the surface normal), as IDR's networks; the
-  input joins again at the middle layer.
+  input joins again at the middle layer. d starts as a sphere about the target (IDR's
+  geometric initialisation, ``sphere_init``); with ``albedo_prior`` f's albedo logits are a
+  change of the logit of the colour seen at the point's pixel.
 - Shading network s: from the unit surface normal in the camera frame and ``l``, a positive
   RGB shading factor; the shaded colour is ``linear_to_srgb(srgb_to_linear(a) * s)``, the
   shading ``avatarkit render`` applies to a mesh's albedo.
@@ -31,12 +33,18 @@ from avatarkit.methods.pifu.model import HourglassEncoder
 from avatarkit.render.projection import project_to_grid
 from avatarkit.render.render import linear_to_srgb, srgb_to_linear
 
+PRIOR_CLAMP = 0.02
+"""The seen colour is clamped to [this, 1 - this] before its logit (``albedo_prior``)."""
+
 
 class PhorhumFeatures(NamedTuple):
-    """What G makes of an image: ``maps`` (B, C, H/4, W/4) and the illumination code ``light`` (B, L)."""
+    """What G makes of an image: ``maps`` (B, C, H/4, W/4), the illumination code ``light``
+    (B, L), and the ``image`` (B, 3, H, W) in [-1, 1] itself when the albedo starts from it
+    (else None)."""
 
     maps: torch.Tensor
     light: torch.Tensor
+    image: torch.Tensor | None = None
 
 
 def _mlp(sizes: tuple[int, ...]) -> nn.ModuleList:
@@ -44,10 +52,17 @@ def _mlp(sizes: tuple[int, ...]) -> nn.ModuleList:
 
 
 class SurfaceMLP(nn.Module):
-    """Per-point inputs (..., n_in) -> signed distance (...,) and albedo (..., 3); the input is
-    concatenated again before the middle hidden layer."""
+    """Per-point inputs (..., n_in) -> signed distance (...,) and albedo logits (..., 3); the
+    input is concatenated again before the middle hidden layer.
 
-    def __init__(self, n_in: int, hidden: tuple[int, ...]) -> None:
+    With ``sphere`` > 0 the distance starts as IDR's geometric initialisation makes it (Atzmon
+    and Lipman's SAL, as IDR and H3D-Net use it): about ``unit |q| - sphere`` of the point's
+    coordinates ``q`` (the first three inputs, in units of ``unit`` metres; the other inputs'
+    weights start near zero: 1e-4 times their usual scale, so that gradients reach G from the
+    first step), a sphere of ``sphere`` metres, so that space away from the subject
+    starts outside instead of at a random sign; the albedo rows keep PyTorch's initialisation."""
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], sphere: float = 0.0, unit: float = 1.0) -> None:
         super().__init__()
         self.skip = len(hidden) // 2 if len(hidden) > 1 else -1
         sizes = [n_in, *hidden, 4]
@@ -56,6 +71,28 @@ class SurfaceMLP(nn.Module):
             cin = sizes[i] + (n_in if i == self.skip else 0)
             layers.append(nn.Linear(cin, sizes[i + 1]))
         self.layers = nn.ModuleList(layers)
+        if sphere > 0:
+            self._geometric_init(sphere, n_in, unit)
+
+    @torch.no_grad()
+    def _geometric_init(self, sphere: float, n_in: int, unit: float) -> None:
+        """IDR's ``geometric_init`` for inputs laid out as (point xyz, its other encodings,
+        features): the point's xyz are the first three inputs, everything else starts unused."""
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            cout, cin = layer.weight.shape
+            if i == last:
+                albedo_w, albedo_b = layer.weight[1:].clone(), layer.bias[1:].clone()
+                nn.init.normal_(layer.weight, mean=unit * np.sqrt(np.pi) / np.sqrt(cin), std=1e-4)
+                nn.init.constant_(layer.bias, -sphere)
+                layer.weight[1:], layer.bias[1:] = albedo_w, albedo_b
+                continue
+            nn.init.constant_(layer.bias, 0.0)
+            nn.init.normal_(layer.weight, 0.0, np.sqrt(2) / np.sqrt(cout))
+            if i == 0:
+                layer.weight[:, 3:] *= 1e-4
+            elif i == self.skip:
+                layer.weight[:, -(n_in - 3) :] *= 1e-4
 
     def forward(self, x):
         y = x
@@ -65,7 +102,7 @@ class SurfaceMLP(nn.Module):
             y = layer(y)
             if i < len(self.layers) - 1:
                 y = F.softplus(y, beta=100)
-        return y[..., 0], torch.sigmoid(y[..., 1:])
+        return y[..., 0], y[..., 1:]
 
 
 class PhorhumNet(nn.Module):
@@ -74,12 +111,13 @@ class PhorhumNet(nn.Module):
     def __init__(self, config) -> None:
         super().__init__()
         self.depth_scale = float(config.depth_scale)
+        self.albedo_prior = bool(config.albedo_prior)
         self.head_lr_scale = float(config.head_lr_scale)
         self.register_buffer("frequencies", (2.0 ** torch.arange(config.fourier)) * np.pi, persistent=False)
         self.encoder = HourglassEncoder(config.stacks, config.channels, config.hourglass_depth, config.stem_channels)
         self.light = nn.Linear(config.channels, config.illumination)
         n_points = 3 * (1 + 2 * config.fourier)
-        self.f = SurfaceMLP(config.channels + n_points, tuple(config.mlp))
+        self.f = SurfaceMLP(n_points + config.channels, tuple(config.mlp), float(config.sphere_init), self.depth_scale)
         self.s = _mlp((3 + config.illumination, *config.shading_mlp, 3))
 
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -94,7 +132,7 @@ class PhorhumNet(nn.Module):
     def encode(self, image) -> PhorhumFeatures:
         """G's last feature map and the illumination code of ``image`` (B, 3, H, W) in [-1, 1]."""
         maps = self.encoder(image)[-1]
-        return PhorhumFeatures(maps, self.light(maps.mean((2, 3))))
+        return PhorhumFeatures(maps, self.light(maps.mean((2, 3))), image if self.albedo_prior else None)
 
     def point_features(self, points, world_to_cam, depth_center):
         """(B, P, 3 (1 + 2 fourier)): ``points`` (B, P, 3) world in the view's frame, from its
@@ -114,9 +152,17 @@ class PhorhumNet(nn.Module):
         (B, P, 3) seen through cameras ``K`` (B, 3, 3), ``world_to_cam`` (B, 4, 4) in images of
         ``size`` = (width, height) pixels; ``depth_center`` (B,): the camera depth of each view's target."""
         grid, _ = project_to_grid(points, K, world_to_cam, orthographic, *size)
-        sampled = F.grid_sample(features.maps, grid[:, :, None], mode="bilinear", align_corners=False)[..., 0]
-        x = torch.cat([sampled.transpose(1, 2).float(), self.point_features(points, world_to_cam, depth_center)], -1)
-        return self.f(x)
+
+        def sample(maps):
+            return F.grid_sample(maps, grid[:, :, None], mode="bilinear", align_corners=False)[..., 0].transpose(1, 2)
+
+        d, logits = self.f(
+            torch.cat([self.point_features(points, world_to_cam, depth_center), sample(features.maps).float()], -1)
+        )
+        if features.image is not None:  # the albedo as a change of the colour seen at the point's pixel
+            seen = (sample(features.image).float() * 0.5 + 0.5).clamp(PRIOR_CLAMP, 1 - PRIOR_CLAMP)
+            logits = logits + torch.logit(seen)
+        return d, torch.sigmoid(logits)
 
     def query(self, features: PhorhumFeatures, points, K, world_to_cam, orthographic, depth_center, size):
         """Signed distance (B, P) only (what :class:`~avatarkit.methods.image_method.PixelAlignedPredictor` asks)."""
