@@ -78,8 +78,9 @@ class SurfaceMLP(nn.Module):
     def _geometric_init(self, sphere: float, n_in: int, unit: float) -> None:
         """IDR's ``geometric_init`` for inputs laid out as (point xyz, its other encodings,
         features): the point's xyz are the first three inputs, everything else starts unused."""
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        linears: list[nn.Linear] = list(self.layers)  # type: ignore[arg-type]
+        last = len(linears) - 1
+        for i, layer in enumerate(linears):
             cout, cin = layer.weight.shape
             if i == last:
                 albedo_w, albedo_b = layer.weight[1:].clone(), layer.bias[1:].clone()
