@@ -195,12 +195,14 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type, values: dict[str, Any]) -> Any:
-    """A config from :func:`to_dict`'s output; fields it lacks (added since) take their defaults."""
+    """A config from :func:`to_dict`'s output; fields it lacks (added since) take the class's
+    ``ABSENT`` value for them where it has one (what runs stored before the field existed did),
+    else their defaults."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
         raise OptionError(f"the stored config has fields this avatarkit does not know: {', '.join(unknown)}")
-    return replace(cls(), **values)
+    return replace(cls(), **{**getattr(cls, "ABSENT", {}), **values})
 
 
 def replace(config: Any, **changes: Any) -> Any:

@@ -159,3 +159,13 @@ def test_the_albedo_starts_as_the_colour_seen_at_the_pixel():
                 assert error < most  # the photo's colour, give or take f's start and bilinear sampling
             else:
                 assert error > 0.15  # f alone starts near grey
+
+
+def test_a_run_stored_before_the_starts_existed_keeps_what_it_was_trained_with():
+    from avatarkit.methods.configs import from_dict, to_dict
+
+    stored = to_dict(PRESETS["small"])
+    old = {k: v for k, v in stored.items() if k not in ("albedo_prior", "sphere_init")}
+    config = from_dict(type(PRESETS["small"]), old)
+    assert config.albedo_prior is False and config.sphere_init == 0.0
+    assert from_dict(type(PRESETS["small"]), stored) == PRESETS["small"]  # a new run's values are its own

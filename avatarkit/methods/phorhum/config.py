@@ -10,6 +10,7 @@ says which are unverified."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, ClassVar
 
 from avatarkit.errors import OptionError
 from avatarkit.methods.configs import ImageDataConfig, at_least_one
@@ -25,6 +26,9 @@ class PhorhumConfig(ImageDataConfig):
     """Phorhum: a feature network G over the image, an MLP f from pixel-aligned features and
     Fourier features of the point to a signed distance and an albedo, and a shading network s
     from the surface normal and the image's illumination code."""
+
+    ABSENT: ClassVar[dict[str, Any]] = {"albedo_prior": False, "sphere_init": 0.0}
+    """What a run stored before these fields existed was trained with (``configs.from_dict``)."""
 
     mask_input: bool = False
     """Multiply the image by its mask (Phorhum needs no matting: off)."""

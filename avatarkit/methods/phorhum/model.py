@@ -57,12 +57,14 @@ class SurfaceMLP(nn.Module):
 
     With ``sphere`` > 0 the distance starts as IDR's geometric initialisation makes it (Atzmon
     and Lipman's SAL, as IDR and H3D-Net use it): about ``unit |q| - sphere`` of the point's
-    coordinates ``q`` (the first three inputs, in units of ``unit`` metres; the other inputs'
-    weights start near zero: 1e-4 times their usual scale, so that gradients reach G from the
-    first step), a sphere of ``sphere`` metres, so that space away from the subject
+    coordinates ``q`` (inputs ``point_at`` to ``point_at + 3``, in units of ``unit`` metres; the
+    other inputs' weights start near zero: 1e-4 times their usual scale, so that gradients reach
+    G from the first step), a sphere of ``sphere`` metres, so that space away from the subject
     starts outside instead of at a random sign; the albedo rows keep PyTorch's initialisation."""
 
-    def __init__(self, n_in: int, hidden: tuple[int, ...], sphere: float = 0.0, unit: float = 1.0) -> None:
+    def __init__(
+        self, n_in: int, hidden: tuple[int, ...], sphere: float = 0.0, unit: float = 1.0, point_at: int = 0
+    ) -> None:
         super().__init__()
         self.skip = len(hidden) // 2 if len(hidden) > 1 else -1
         sizes = [n_in, *hidden, 4]
@@ -72,12 +74,12 @@ class SurfaceMLP(nn.Module):
             layers.append(nn.Linear(cin, sizes[i + 1]))
         self.layers = nn.ModuleList(layers)
         if sphere > 0:
-            self._geometric_init(sphere, n_in, unit)
+            self._geometric_init(sphere, n_in, unit, point_at)
 
     @torch.no_grad()
-    def _geometric_init(self, sphere: float, n_in: int, unit: float) -> None:
-        """IDR's ``geometric_init`` for inputs laid out as (point xyz, its other encodings,
-        features): the point's xyz are the first three inputs, everything else starts unused."""
+    def _geometric_init(self, sphere: float, n_in: int, unit: float, point_at: int) -> None:
+        """IDR's ``geometric_init``: the point's xyz (inputs ``point_at`` to ``point_at + 3``)
+        make the distance; every other input starts nearly unused."""
         linears: list[nn.Linear] = list(self.layers)  # type: ignore[arg-type]
         last = len(linears) - 1
         for i, layer in enumerate(linears):
@@ -90,10 +92,12 @@ class SurfaceMLP(nn.Module):
                 continue
             nn.init.constant_(layer.bias, 0.0)
             nn.init.normal_(layer.weight, 0.0, np.sqrt(2) / np.sqrt(cout))
-            if i == 0:
-                layer.weight[:, 3:] *= 1e-4
-            elif i == self.skip:
-                layer.weight[:, -(n_in - 3) :] *= 1e-4
+            if i in (0, self.skip):  # at the skip the input is joined after the hidden values
+                first = cin - n_in + point_at
+                unused = torch.ones(cin, dtype=torch.bool)
+                unused[first : first + 3] = False
+                unused[: cin - n_in] = False
+                layer.weight[:, unused] *= 1e-4
 
     def forward(self, x):
         y = x
@@ -118,7 +122,8 @@ class PhorhumNet(nn.Module):
         self.encoder = HourglassEncoder(config.stacks, config.channels, config.hourglass_depth, config.stem_channels)
         self.light = nn.Linear(config.channels, config.illumination)
         n_points = 3 * (1 + 2 * config.fourier)
-        self.f = SurfaceMLP(n_points + config.channels, tuple(config.mlp), float(config.sphere_init), self.depth_scale)
+        sphere = float(config.sphere_init)
+        self.f = SurfaceMLP(config.channels + n_points, tuple(config.mlp), sphere, self.depth_scale, config.channels)
         self.s = _mlp((3 + config.illumination, *config.shading_mlp, 3))
 
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -158,7 +163,7 @@ class PhorhumNet(nn.Module):
             return F.grid_sample(maps, grid[:, :, None], mode="bilinear", align_corners=False)[..., 0].transpose(1, 2)
 
         d, logits = self.f(
-            torch.cat([self.point_features(points, world_to_cam, depth_center), sample(features.maps).float()], -1)
+            torch.cat([sample(features.maps).float(), self.point_features(points, world_to_cam, depth_center)], -1)
         )
         if features.image is not None:  # the albedo as a change of the colour seen at the point's pixel
             seen = (sample(features.image).float() * 0.5 + 0.5).clamp(PRIOR_CLAMP, 1 - PRIOR_CLAMP)
