@@ -95,12 +95,13 @@ def unwrap_uv(
     from avatarkit.io.formats import HDF5_SUFFIXES
     from avatarkit.io.outputs import check_outputs
     from avatarkit.io.stems import files_by_stem
+    from avatarkit.methods.texture.complete import load_texture_run
 
     meshes = meshes or []
     if complete is not None:
         if atlas or not meshes:
             raise OptionError("--complete fills a texture in a mesh's own UV layout: give the mesh (no --atlas)")
-        _texture_run(complete, "cpu")  # a run of another method is refused before any work
+        load_texture_run(complete, "cpu")  # a run of another method is refused before any work
     job = functools.partial(
         _unwrap_one, size=size, symmetric=symmetric, atlas=atlas, export=export, device=resolve_device(device, "warp"),
         units=units, up=up, provenance=console.provenance(), per_view=per_view, complete=complete,
@@ -142,19 +143,6 @@ def _export_files(output: Path, export: str | None) -> list[Path]:
     return [output.with_suffix(".png"), output.with_name(output.stem + "_visibility.png")] if export else []
 
 
-_RUNS: dict = {}
-
-
-def _texture_run(run: Path, device: str):
-    """A ``train texture`` run, loaded once per process and device."""
-    from avatarkit.methods.texture.complete import load_texture_run
-
-    key = (str(run), device)
-    if key not in _RUNS:
-        _RUNS[key] = load_texture_run(run, device)
-    return _RUNS[key]
-
-
 def _texture_file(path: Path | None):
     """The texture an input ``.h5`` holds when it is a ``texture`` file (else None)."""
     from avatarkit.io.formats import is_hdf5
@@ -177,8 +165,8 @@ def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, sym
     from avatarkit.io.images import write_png
     from avatarkit.io.meshfile import load_mesh
     from avatarkit.io.view_folders import read_views
+    from avatarkit.methods.texture.complete import make_texture
     from avatarkit.texture.unwrap import check_unwrap
-    from avatarkit.texture.unwrap import unwrap_uv as unwrap
 
     if views_by_stem is not None:
         views = views_by_stem[mesh.stem]
@@ -190,16 +178,8 @@ def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, sym
         raise OptionError("a texture file is completed as it is: --per-view and --size apply to views")
     surface = load_mesh(mesh, units, up) if mesh is not None and partial is None else None
     try:
-        if partial is not None:
-            from avatarkit.methods.texture.complete import complete_texture
-
-            result = complete_texture(_texture_run(complete, device), partial, device)
-        elif complete is not None:
-            from avatarkit.methods.texture.complete import unwrap_and_complete
-
-            result = unwrap_and_complete(surface, view_data, _texture_run(complete, device), size, device, per_view)
-        else:
-            result = unwrap(surface, view_data, size, symmetric, atlas, device, per_view)
+        result = make_texture(surface, view_data, partial, complete, size=size, symmetric=symmetric, atlas=atlas,
+                              device=device, per_view=per_view)  # fmt: skip
     except InputError as exc:  # the core does not know the file names
         if exc.path is not None:
             raise

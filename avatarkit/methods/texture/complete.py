@@ -10,6 +10,7 @@ never blend in black). A texture of another size or UV layout than the run's is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from avatarkit.errors import InputError, MeshError, OptionError
 from avatarkit.structures import Mesh, Texture, Views
 
 
+@functools.cache
 def load_texture_run(run: Path, device: str = "cpu") -> Any:
     """A trained ``train texture`` run (best checkpoint, else last) as a
-    :class:`~avatarkit.methods.registry.Trained`; a run of another method is an InputError."""
+    :class:`~avatarkit.methods.registry.Trained`, loaded once per process and device; a run of
+    another method is an InputError."""
     from avatarkit.methods import checkpoint
     from avatarkit.methods.registry import load_trained
 
@@ -114,3 +117,29 @@ def unwrap_and_complete(
     partial = unwrap_uv(mesh, views, size, symmetric=True, device=device, per_view=per_view)
     assert isinstance(partial, Texture)
     return complete_texture(trained, partial, device)
+
+
+def make_texture(
+    surface: Mesh | None,
+    views: Any,
+    partial: Texture | None,
+    run: Path | None,
+    *,
+    size: int | None,
+    symmetric: bool,
+    atlas: bool,
+    device: str,
+    per_view: bool,
+) -> Any:
+    """What ``unwrap-uv`` makes: a ``partial`` texture completed by the ``run``; else ``surface``
+    unwrapped from ``views`` (:func:`~avatarkit.texture.unwrap.unwrap_uv`), completed by the
+    ``run`` when one is given."""
+    from avatarkit.texture.unwrap import unwrap_uv
+
+    if partial is not None:
+        assert run is not None
+        return complete_texture(load_texture_run(run, device), partial, device)
+    if run is not None:
+        assert surface is not None  # check_unwrap: completion needs the mesh
+        return unwrap_and_complete(surface, views, load_texture_run(run, device), size, device, per_view)
+    return unwrap_uv(surface, views, size, symmetric, atlas, device, per_view)
