@@ -290,10 +290,12 @@ def load_trained(run, device: str = "cpu", which: str = "best", meshes: bool = T
     """The network of a run folder (``best`` checkpoint, else ``last``) or checkpoint file.
     ``meshes``: the run must be of a method with a predictor (``reconstruct``, a prior);
     a run of one without (``landmarks``) is refused in one line naming what it is for."""
+    from avatarkit.device import flush_denormals
     from avatarkit.errors import OptionError
     from avatarkit.methods import checkpoint
     from avatarkit.methods.configs import from_dict
 
+    flush_denormals(device)
     path = checkpoint.find(run, which)
     state = checkpoint.load(path, device)
     spec = method(state["method"])

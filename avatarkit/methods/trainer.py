@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from avatarkit.device import flush_denormals
 from avatarkit.errors import AvatarkitError, OptionError
 from avatarkit.fitting.optim import StepSchedule, make_optimizer
 from avatarkit.fitting.progress import Reporter, StopRequest
@@ -143,6 +144,7 @@ def train(
     config = method.config
     config.check()
     dist = Distributed.setup(device)
+    flush_denormals(dist.device)
     writer: Any = None  # TensorBoard's SummaryWriter, on the main process
     aside, saved, trained, finished = None, False, None, False
     fresh = resume is None and not folder.root.exists()
