@@ -104,61 +104,34 @@ def reconstruct(
     import functools
 
     from avatarkit.device import resolve_device
-    from avatarkit.errors import OptionError
-    from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES, is_hdf5, is_image
+    from avatarkit.io.formats import HDF5_SUFFIXES, MESH_SUFFIXES, is_hdf5
     from avatarkit.methods.registry import load_trained
-    from avatarkit.reconstruct.extract import check_lattice_memory
-    from avatarkit.reconstruct.inputs import LatentInput, choose_camera
+    from avatarkit.reconstruct.inputs import LatentInput, check_observed, check_request, choose_camera, read_input
 
     inputs = inputs or []
-    if resolution < 8 or resolution & (resolution - 1):
-        raise OptionError(f"--resolution must be a power of two of at least 8, got {resolution}")
-    check_lattice_memory(resolution)
-    if tolerance < 0:
-        raise OptionError(f"--tolerance must be 0 or more, got {tolerance}")
-    if mask is not None and mask_threshold is not None:
-        raise OptionError("--mask and --mask-threshold both give the mask; pass one")
-    if latent is not None and inputs:
-        raise OptionError("--latent meshes a training shape: give it or input files, not both")
-    if latent is None and not inputs:
-        raise OptionError("no input files given (nor --latent I, for a method with a code per training shape)")
+    check_request(
+        inputs, resolution=resolution, tolerance=tolerance, mask=mask, mask_threshold=mask_threshold, latent=latent
+    )
     suffixes = (*MESH_SUFFIXES, *HDF5_SUFFIXES)
     if latent is None:
         pairs: list[tuple[Path | LatentInput, Path]] = list(batch.plan_outputs(inputs, output, suffixes))
     else:
         pairs = [(LatentInput(latent), batch.plan_outputs([Path(f"latent_{latent}")], output, suffixes)[0][1])]
-    if mask is not None and mask.is_file() and len(inputs) > 1:
-        raise OptionError("one --mask file for several images: give a folder of masks named like the images")
     device = resolve_device(device)
     trained = load_trained(run, device, checkpoint)
     observes, name = trained.spec.observes, trained.spec.name
-    if latent is not None and "latent" not in observes:
-        raise OptionError(f"--latent: {name} learns no code per shape; it reconstructs from {_observed(observes)}")
-    if "image" not in observes:
-        others = [p for p in inputs if not is_hdf5(p)]
-        if others:
-            p = others[0]
-            what = "images" if is_image(p) else "a folder" if p.is_dir() else f"a {p.suffix or 'suffix-less'} file"
-            raise OptionError(f"{p}: {name} reconstructs from {_observed(observes)}, not {what}")
-        if preview:
-            raise OptionError(f"--preview shows the input image; {name} has none")
-    predictor = trained.predictor(device)
-    if shaded:
-        if not hasattr(predictor, "shaded"):
-            raise OptionError(f"--shaded: {name} learns no shading (phorhum does)")
-        predictor.shaded = True
+    check_observed(observes, name, inputs, latent, preview)
+    predictor = trained.predictor(device, shaded)
     photo_camera = None
     if "image" in observes and not all(is_hdf5(p) for p in inputs):
         photo_camera = choose_camera(trained.camera(), camera, camera_index, target, trained.path)
     job = functools.partial(
         _reconstruct_one,
-        observes=observes,
+        read=functools.partial(
+            read_input, observes=observes, view=view, camera=photo_camera, masks=mask, mask_threshold=mask_threshold
+        ),
         run=trained.path,
         predictor=predictor,
-        camera=photo_camera,
-        masks=mask,
-        mask_threshold=mask_threshold,
-        view=view,
         resolution=resolution,
         tolerance=tolerance,
         keep_all=keep_all,
@@ -172,44 +145,25 @@ def reconstruct(
     batch.finish(outcomes, json, quiet, "meshes")
 
 
-def _observed(observes: tuple[str, ...]) -> str:
-    names = {"image": "images or views files", "samples": "samples files", "latent": "--latent I"}
-    return " or ".join(names[o] for o in observes)
-
-
 def _reconstruct_one(
-    src, dst: Path, *, observes, run, predictor, camera, masks, mask_threshold, view, resolution, tolerance, keep_all,
-    preview, device, provenance,
-) -> dict:  # fmt: skip
+    src, dst: Path, *, read, run, predictor, resolution, tolerance, keep_all, preview, device, provenance
+) -> dict:
     import time
-
-    import numpy as np
 
     from avatarkit.io.convert import write_mesh
     from avatarkit.io.images import write_png
     from avatarkit.reconstruct.field import reconstruct_field
-    from avatarkit.reconstruct.inputs import LatentInput, read_image_input, read_samples_input
+    from avatarkit.reconstruct.inputs import LatentInput
     from avatarkit.reconstruct.preview import preview as preview_image
 
     started = time.perf_counter()
-    if isinstance(src, LatentInput):
-        observation, source = src, run
-    elif "image" in observes:
-        observation, source = read_image_input(src, view, camera, masks, mask_threshold), src
-    else:
-        observation, source = read_samples_input(src), src
+    observation = read(src)
+    source = run if isinstance(src, LatentInput) else src
     result = reconstruct_field(predictor.field(observation), resolution, keep_all=keep_all, tolerance=tolerance)
     write_mesh(result.mesh, dst, batch.for_input(provenance, source))
     if preview:
         write_png(_preview_path(dst), preview_image(observation, result.mesh, device))
-    return {
-        "vertices": len(result.mesh.vertices),
-        "faces": len(result.mesh.faces),
-        "queries": int(result.queries),
-        "lattice_points": int(result.lattice_points),
-        "seconds": round(time.perf_counter() - started, 3),
-        "height_m": float(np.ptp(result.mesh.vertices[:, 1])),
-    }
+    return {**result.summary(), "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _previews(output: Path, preview: bool) -> list[Path]:

@@ -170,18 +170,8 @@ def render(
         provenance=console.provenance(),
     )
     side = [texture, cameras, hdri]
-    outcomes = batch.run(
-        job,
-        pairs,
-        "views",
-        overwrite,
-        jobs,
-        quiet,
-        "render",
-        shard,
-        side,
-        functools.partial(_export_files, export=export),
-    )
+    exported = functools.partial(_export_files, export=export)
+    outcomes = batch.run(job, pairs, "views", overwrite, jobs, quiet, "render", shard, side, exported)
     batch.finish(outcomes, json, quiet, "views files")
 
 

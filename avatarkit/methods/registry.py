@@ -265,12 +265,19 @@ class Trained:
     path: Any
     step: int
 
-    def predictor(self, device) -> Predictor:
+    def predictor(self, device, shaded: bool = False) -> Predictor:
+        """The run's predictor on ``device``; ``shaded``: colouring with the shaded colour, not the
+        albedo (methods with a shading network; refused for others)."""
         from avatarkit.errors import OptionError
 
         if self.spec.predictor is None:
             raise OptionError(f"{self.path}: a {self.spec.name} run makes no meshes; it is for {self.spec.used_by}")
-        return self.spec.load("predictor")(self.model, self.config, device, self.state)
+        predictor = self.spec.load("predictor")(self.model, self.config, device, self.state)
+        if shaded:
+            if not hasattr(predictor, "shaded"):
+                raise OptionError(f"--shaded: {self.spec.name} learns no shading (phorhum does)")
+            predictor.shaded = True
+        return predictor
 
     def camera(self):
         """The run's camera (where a photo given without one is placed), or None."""

@@ -62,6 +62,16 @@ class Reconstruction:
     lattice_points: int
     bounds: np.ndarray
 
+    def summary(self) -> dict:
+        """What ``reconstruct`` reports per mesh: its size, the queries it cost, its height (metres)."""
+        return {
+            "vertices": len(self.mesh.vertices),
+            "faces": len(self.mesh.faces),
+            "queries": int(self.queries),
+            "lattice_points": int(self.lattice_points),
+            "height_m": float(np.ptp(self.mesh.vertices[:, 1])),
+        }
+
 
 def reconstruct_field(
     field: ImplicitField,

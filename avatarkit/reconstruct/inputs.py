@@ -11,6 +11,10 @@ them):
 - ``samples``: :class:`SamplesInput`, points with signed distances from a samples file
   (:func:`read_samples_input`), with the bounding sphere of the mesh they were sampled from.
 - ``latent``: :class:`LatentInput`, the index of a training shape whose learned code is meshed.
+
+:func:`check_request` refuses options that cannot go together before a run is loaded,
+:func:`check_observed` inputs the run's method does not reconstruct from, and
+:func:`read_input` reads one input as the method observes it.
 """
 
 from __future__ import annotations
@@ -161,3 +165,71 @@ def choose_camera(
     if cameras.target is None:
         raise InputError("the camera file does not say where the camera aims; give --target X Y Z", camera_file)
     return cameras
+
+
+OBSERVED = {"image": "images or views files", "samples": "samples files", "latent": "--latent I"}
+"""What each kind of observation is, as a user gives it."""
+
+
+def observed(observes: tuple[str, ...]) -> str:
+    """What a method with ``MethodSpec.observes`` reconstructs from, in words."""
+    return " or ".join(OBSERVED[o] for o in observes)
+
+
+def check_request(
+    inputs: list[Path],
+    *,
+    resolution: int,
+    tolerance: float,
+    mask: Path | None,
+    mask_threshold: float | None,
+    latent: int | None,
+) -> None:
+    """Refuse, in one line, options of ``reconstruct`` that cannot go together or cannot be met
+    (a lattice that would not fit in memory), before any run is loaded."""
+    from avatarkit.reconstruct.extract import check_lattice_memory
+
+    if resolution < 8 or resolution & (resolution - 1):
+        raise OptionError(f"--resolution must be a power of two of at least 8, got {resolution}")
+    check_lattice_memory(resolution)
+    if tolerance < 0:
+        raise OptionError(f"--tolerance must be 0 or more, got {tolerance}")
+    if mask is not None and mask_threshold is not None:
+        raise OptionError("--mask and --mask-threshold both give the mask; pass one")
+    if latent is not None and inputs:
+        raise OptionError("--latent meshes a training shape: give it or input files, not both")
+    if latent is None and not inputs:
+        raise OptionError("no input files given (nor --latent I, for a method with a code per training shape)")
+    if mask is not None and mask.is_file() and len(inputs) > 1:
+        raise OptionError("one --mask file for several images: give a folder of masks named like the images")
+
+
+def check_observed(observes: tuple[str, ...], name: str, inputs: list[Path], latent: int | None, preview: bool) -> None:
+    """Refuse inputs the method ``name`` (observing ``observes``) does not reconstruct from."""
+    if latent is not None and "latent" not in observes:
+        raise OptionError(f"--latent: {name} learns no code per shape; it reconstructs from {observed(observes)}")
+    if "image" in observes:
+        return
+    others = [p for p in inputs if not is_hdf5(p)]
+    if others:
+        p = others[0]
+        what = "images" if is_image(p) else "a folder" if p.is_dir() else f"a {p.suffix or 'suffix-less'} file"
+        raise OptionError(f"{p}: {name} reconstructs from {observed(observes)}, not {what}")
+    if preview:
+        raise OptionError(f"--preview shows the input image; {name} has none")
+
+
+def read_input(
+    src: Path | LatentInput,
+    observes: tuple[str, ...],
+    view: int = 0,
+    camera: Cameras | None = None,
+    masks: Path | None = None,
+    mask_threshold: float | None = None,
+) -> ImageInput | SamplesInput | LatentInput:
+    """One input as a method observing ``observes`` takes it (a latent index as it is)."""
+    if isinstance(src, LatentInput):
+        return src
+    if "image" in observes:
+        return read_image_input(src, view, camera, masks, mask_threshold)
+    return read_samples_input(src)
