@@ -56,8 +56,8 @@ class PhorhumConfig(ImageDataConfig):
     """Size of the per-image illumination code (from G's last feature map, pooled)."""
     shading_mlp: tuple[int, ...] = (256, 256, 256)
     """Hidden widths of the shading network s (input: normal in the camera frame and the illumination code)."""
-    depth_scale: float = 0.8
-    """Metres of camera depth, from the view's target, that map to 1 in f's point features."""
+    depth_scale: float = 1.0
+    """Metres of camera depth (and of x and y), from the view's target, that map to 1 in f's point features. The Fourier features' longest period is 2 such units: at 1 m it spans the traced depth (--trace-depth 1.0 either side), so no two depths along a ray share features (0.25 m, PIFu's small value, repeated every 0.5 m: 8.57 cm chamfer against 7.93-8.05 at 1 m, docs/benchmarks.md)."""
     label_sharpness: float = 100.0
     """k of the sign classification: inside probability sigmoid(-k d), d in metres."""
     w_surface: float = 1.0
@@ -140,7 +140,6 @@ PRESETS: dict[str, PhorhumConfig] = {
         batch_size=4,
         optimizer="adam",
         lr=5e-4,
-        depth_scale=0.25,
         patches=2,
         patch_size=8,
         trace_steps=16,
