@@ -95,6 +95,7 @@ def unwrap_uv(
     from avatarkit.io.formats import HDF5_SUFFIXES
     from avatarkit.io.outputs import check_outputs
     from avatarkit.io.stems import files_by_stem
+    from avatarkit.io.view_folders import is_views_folder
     from avatarkit.methods.texture.complete import load_texture_run
 
     meshes = meshes or []
@@ -107,7 +108,7 @@ def unwrap_uv(
         units=units, up=up, provenance=console.provenance(), per_view=per_view, complete=complete,
     )  # fmt: skip
     kind = "mesh" if atlas else "texture"
-    if views is not None and _is_views_folder(views):  # one texture per mesh, views by stem
+    if views is not None and is_views_folder(views):  # one texture per mesh, views by stem
         if not meshes:
             raise OptionError("a folder of views files needs the meshes whose stems they share")
         by_stem = files_by_stem([views], HDF5_SUFFIXES, "views")
@@ -134,43 +135,24 @@ def unwrap_uv(
         console.info(f"wrote {', '.join(result['written'])}", quiet)
 
 
-def _is_views_folder(path: Path) -> bool:
-    """A folder of views .h5 files (not an IDR/H3DS or DensePose folder)."""
-    return path.is_dir() and not (path / "cameras.npz").exists() and not (path / "iuv").is_dir()
-
-
 def _export_files(output: Path, export: str | None) -> list[Path]:
     return [output.with_suffix(".png"), output.with_name(output.stem + "_visibility.png")] if export else []
-
-
-def _texture_file(path: Path | None):
-    """The texture an input ``.h5`` holds when it is a ``texture`` file (else None)."""
-    from avatarkit.io.formats import is_hdf5
-    from avatarkit.io.hdf5 import file_kind, open_h5, read_artifact
-
-    if path is None or not is_hdf5(path):
-        return None
-    with open_h5(path) as f:
-        kind = file_kind(f, path)
-    return read_artifact(path, "texture") if kind == "texture" else None
 
 
 def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, symmetric, atlas, export, device, units,
                 up, provenance, per_view=False, complete=None) -> dict:  # fmt: skip
     """Read one mesh (or none) and its views, unwrap (and complete), write the texture (and its PNGs)."""
-    import numpy as np
-
     from avatarkit.errors import InputError, MeshError, OptionError
-    from avatarkit.io.hdf5 import write_artifact
+    from avatarkit.io.hdf5 import read_if_kind, write_artifact
     from avatarkit.io.images import write_png
     from avatarkit.io.meshfile import load_mesh
     from avatarkit.io.view_folders import read_views
     from avatarkit.methods.texture.complete import make_texture
-    from avatarkit.texture.unwrap import check_unwrap
+    from avatarkit.texture.unwrap import check_unwrap, coverage, export_images
 
     if views_by_stem is not None:
         views = views_by_stem[mesh.stem]
-    partial = _texture_file(mesh) if complete is not None and views is None else None
+    partial = read_if_kind(mesh, "texture") if complete is not None and views is None else None
     view_data = read_views(views) if views is not None else None
     if partial is None:
         check_unwrap(mesh is not None, view_data, size, symmetric or complete is not None, atlas, per_view)
@@ -186,13 +168,6 @@ def _unwrap_one(mesh, output: Path, *, views=None, views_by_stem=None, size, sym
         raise type(exc)(exc.message, mesh if isinstance(exc, MeshError) or views is None else views) from None
     inputs = [p for p in (mesh, views) if p is not None]
     written = [write_artifact(output, result, dataclasses.replace(provenance, inputs=tuple(map(str, inputs))))]
-    pngs = _export_files(output, export)
-    if pngs:
-        written.append(write_png(pngs[0], result.texture))
-        if hasattr(result, "visibility"):
-            written.append(write_png(pngs[1], (np.clip(result.visibility, 0, 1) * 255).astype(np.uint8)))
-    summary: dict = {"written": [str(p) for p in written]}
-    if hasattr(result, "visibility"):
-        keys = ("seen_fraction", "mirrored_fraction", "completion")
-        summary.update({k: result.attrs[k] for k in keys if k in result.attrs})
-    return summary
+    pngs = zip(_export_files(output, export), export_images(result), strict=False)  # no visibility: no second PNG
+    written += [write_png(path, image) for path, image in pngs]
+    return {"written": [str(p) for p in written], **coverage(result)}

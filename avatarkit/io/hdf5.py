@@ -303,6 +303,18 @@ def read_artifact(path: str | Path, expected: str | tuple[str, ...]) -> Any:
         return _BUILDERS[kind](f, values)
 
 
+def read_if_kind(path: str | Path | None, kind: str) -> Any:
+    """The ``kind`` artifact ``path`` holds when it is an HDF5 file of that kind, else None
+    (another kind, another format, or no path)."""
+    from avatarkit.io.formats import is_hdf5
+
+    if path is None or not is_hdf5(path):
+        return None
+    with open_h5(path) as f:
+        found = file_kind(f, path)
+    return read_artifact(path, kind) if found == kind else None
+
+
 def read_mesh(path: str | Path) -> Mesh:
     """Read a ``mesh`` file, or a ``face`` file's first frame (``track-face``'s fit, so every
     verb that takes a mesh takes a fit); the mesh is validated (see :meth:`Mesh.validate`)."""

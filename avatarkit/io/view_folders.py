@@ -16,6 +16,11 @@ from avatarkit.structures import Views
 EXPORTS = ("idr", "png")
 
 
+def is_views_folder(path: Path) -> bool:
+    """A folder of views .h5 files (not an IDR/H3DS folder, nor a DensePose one)."""
+    return path.is_dir() and not (path / "cameras.npz").exists() and not (path / "iuv").is_dir()
+
+
 def check_export(export: str | None, orthographic: bool, cameras: Path | None = None) -> None:
     """Raise :class:`OptionError` when views with ``orthographic`` cameras (from the camera file
     ``cameras``, if one) are to be exported as ``idr``, whose cameras.npz holds perspective ones only."""

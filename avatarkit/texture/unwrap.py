@@ -121,6 +121,22 @@ def check_unwrap(
         check_texture_size(*((6 * size, 4 * size) if isinstance(views, IuvImages) else (size, size)))
 
 
+def export_images(result: Mesh | Texture) -> list[np.ndarray]:
+    """What ``unwrap-uv --export png`` writes of a result: its texture image, and its
+    visibility (0-255, white where seen) when it has one."""
+    images = [result.texture]
+    if isinstance(result, Texture) and result.visibility is not None:
+        images.append((np.clip(result.visibility, 0, 1) * 255).astype(np.uint8))
+    return images
+
+
+def coverage(result: Mesh | Texture) -> dict:
+    """A texture's coverage figures (its ``seen_fraction``, ``mirrored_fraction`` and ``completion`` attributes)."""
+    if not isinstance(result, Texture):
+        return {}
+    return {k: result.attrs[k] for k in ("seen_fraction", "mirrored_fraction", "completion") if k in result.attrs}
+
+
 def uv_layout(mesh: Mesh) -> str:
     """A fingerprint of ``mesh``'s UV layout (its UVs to 1e-4 and their faces): meshes with the
     same layout (every ``synth`` person: Anny's) give the same string; textures record it as
