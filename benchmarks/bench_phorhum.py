@@ -84,7 +84,7 @@ def albedo_scores(pred_views: Path, truth_views: Path, front: int, back: int) ->
 
 
 def run(out: Path | None = None) -> dict:
-    people, test = int(setting("PEOPLE", "12")), int(setting("TEST", "3"))
+    people, test = int(setting("PEOPLE", "15")), int(setting("TEST", "6"))
     size, views_n = int(setting("SIZE", "256")), int(setting("VIEWS", "8"))
     points, resolution = int(setting("POINTS", "200000")), int(setting("RESOLUTION", "128"))
     budget = float(setting("SECONDS", "600"))
