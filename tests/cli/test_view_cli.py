@@ -13,6 +13,7 @@ import time
 import urllib.request
 
 import numpy as np
+import pytest
 import trimesh
 from helpers import assert_clean_failure, invoke
 
@@ -64,9 +65,11 @@ def test_screenshot_options_are_checked_before_reading(tmp_path):
     assert existing.read_bytes() == b"keep me"
 
 
-def test_viewer_serves_its_page_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize(("stop", "code", "said"), [(signal.SIGINT, 0, "viewer stopped"), (signal.SIGTERM, 143, "terminated: viewer stopped")])  # fmt: skip
+def test_viewer_serves_its_page_and_stops_on_ctrl_c_or_sigterm(tmp_path, stop, code, said):
     """The installed entry point: prints where it listens, answers HTTP there, lists a bad file
-    without stopping, and ends cleanly (exit 0) on Ctrl-C. Every wait has a deadline."""
+    without stopping, and ends cleanly on Ctrl-C (exit 0) or SIGTERM (exit 143, saying the viewer
+    stopped: it was writing nothing). Every wait has a deadline."""
     ball = _ball(tmp_path)
     bad = tmp_path / "bad.txt"
     bad.write_text("x")
@@ -79,29 +82,35 @@ def test_viewer_serves_its_page_and_stops_on_ctrl_c(tmp_path):
     process = subprocess.Popen(
         command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, preexec_fn=restore
     )
+    found = _stderr_lines(process)
     try:
-        lines = _lines_until(process, "viewer at", deadline=time.monotonic() + 120)
+        lines = _lines_until(found, "viewer at", deadline=time.monotonic() + 120)
         assert any("bad.txt" in line and "not shown" in line for line in lines), lines
         assert f"http://localhost:{port}/" in lines[-1]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
             assert page.status == 200
             assert b"<html" in page.read().lower()
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=90) == 0
+        process.send_signal(stop)
+        assert process.wait(timeout=90) == code
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-    assert process.returncode == 0
+    assert process.returncode == code
+    assert said in _lines_until(found, said, deadline=time.monotonic() + 30)[-1]
 
 
-def _lines_until(process: subprocess.Popen, needle: str, deadline: float) -> list[str]:
-    """stderr lines of ``process`` up to the first containing ``needle`` (read by a thread into a
-    queue, so that every wait has a deadline); fails at ``deadline``."""
+def _stderr_lines(process: subprocess.Popen) -> queue.Queue[str]:
+    """The stderr lines of ``process``, read by a thread into a queue (so every wait has a deadline)."""
     stream = process.stderr
     assert stream is not None
     found: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [found.put(line) for line in iter(stream.readline, "")], daemon=True).start()
+    return found
+
+
+def _lines_until(found: queue.Queue[str], needle: str, deadline: float) -> list[str]:
+    """Lines from ``found`` up to the first containing ``needle``; fails at ``deadline``."""
     lines: list[str] = []
     while True:
         left = deadline - time.monotonic()
