@@ -60,6 +60,16 @@ def plan_outputs(inputs: list[Path], output: Path, file_suffixes=HDF5_SUFFIXES) 
     return [(path, output / f"{path.stem}.h5") for path in inputs]
 
 
+def plan_output_folders(inputs: list[Path], output: Path, name: str) -> list[tuple[Path, Path]]:
+    """Pair each input with ``name`` in a folder of its own: ``output`` itself for one input,
+    ``output/STEM/`` for several (``render --export``: the exported files sit beside it)."""
+    if output.suffix.lower() in HDF5_SUFFIXES:
+        raise OptionError(f"-o names a folder here (each input's {name} and its exported files), got {output}")
+    if len(inputs) == 1:
+        return [(inputs[0], output / name)]
+    return [(src, dst.with_suffix("") / name) for src, dst in plan_outputs(inputs, output)]
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``K/N`` (1 <= K <= N) as (K, N); None for None."""
     if text is None:

@@ -9,7 +9,6 @@ import typer
 
 from avatarkit.cli import batch, console
 from avatarkit.cli.options import Device, Jobs, Json, MaxMemory, Overwrite, Quiet, Seed, Shard, Units, Up
-from avatarkit.io.formats import is_hdf5
 from avatarkit.io.view_folders import EXPORTS
 from avatarkit.render.render import ALBEDOS, LIGHTINGS
 from avatarkit.render.rigs import RIG_PRESETS, RIGS
@@ -118,67 +117,37 @@ def render(
     import functools
 
     from avatarkit.device import memory_limit, resolve_device
-    from avatarkit.errors import OptionError
-    from avatarkit.io.view_folders import check_export
+    from avatarkit.io.view_folders import check_export, export_names
     from avatarkit.render.render import RenderConfig, preset_lighting
     from avatarkit.render.rigs import RigSpec
 
     lighting, environments = preset_lighting(preset, lighting)
     config = RenderConfig(
-        lighting=lighting,
-        environments=environments,
-        albedo=albedo,
-        background=tuple(background),
-        background_dir=background_dir,
-        hdri=hdri,
-        ssaa=ssaa,
-    )
+        lighting=lighting, environments=environments, albedo=albedo, background=tuple(background),
+        background_dir=background_dir, hdri=hdri, ssaa=ssaa,
+    )  # fmt: skip
     config.check()
     rig_spec = RigSpec(
-        views,
-        tuple(pitch) if pitch else None,
-        tuple(yaws) if yaws else None,
-        size,
-        projection,
-        fov,
-        rig,
-        preset,
+        views, tuple(pitch) if pitch else None, tuple(yaws) if yaws else None, size, projection, fov, rig, preset,
         cameras,
-    )
+    )  # fmt: skip
     rig_spec.check()
     check_export(export, rig_spec.orthographic)
     limit = memory_limit(max_memory)
-    if export is None:
-        pairs = batch.plan_outputs(inputs, output)
-    elif is_hdf5(output):
-        raise OptionError("with --export, -o names a folder")
-    elif len(inputs) == 1:
-        pairs = [(inputs[0], output / "views.h5")]
-    else:
-        pairs = [(src, dst.with_suffix("") / "views.h5") for src, dst in batch.plan_outputs(inputs, output)]
-    job = functools.partial(
-        _render_one,
-        rig=rig_spec,
-        config=config,
-        texture=texture,
-        export=export,
-        limit=limit,
-        seed=seed,
-        device=resolve_device(device),
-        units=units,
-        up=up,
-        provenance=console.provenance(),
+    pairs = (
+        batch.plan_outputs(inputs, output) if export is None else batch.plan_output_folders(inputs, output, "views.h5")
     )
+    job = functools.partial(
+        _render_one, rig=rig_spec, config=config, texture=texture, export=export, limit=limit, seed=seed,
+        device=resolve_device(device), units=units, up=up, provenance=console.provenance(),
+    )  # fmt: skip
+
+    def exported(dst: Path) -> list[Path]:  # beside each views file, checked before any work
+        return export_names(dst.parent, export)
+
     side = [texture, cameras, hdri]
-    exported = functools.partial(_export_files, export=export)
     outcomes = batch.run(job, pairs, "views", overwrite, jobs, quiet, "render", shard, side, exported)
     batch.finish(outcomes, json, quiet, "views files")
-
-
-def _export_files(dst: Path, export: str | None) -> list[Path]:
-    """The exported files of fixed name beside a views file (checked before any work)."""
-    idr = [dst.parent / "cameras.npz", dst.parent / "subsets.json"]
-    return {"idr": idr, "png": [dst.parent / "contact_sheet.png"]}.get(export, [])
 
 
 def _render_one(src, dst, *, rig, config, texture, export, limit, seed, device, units, up, provenance):

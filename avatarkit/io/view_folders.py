@@ -16,6 +16,14 @@ from avatarkit.structures import Views
 EXPORTS = ("idr", "png")
 
 
+def export_names(folder: Path, export: str | None) -> list[Path]:
+    """The files of fixed name :func:`export_views` writes into ``folder`` for ``export``
+    (``idr``: ``cameras.npz`` and ``subsets.json``; ``png``: the contact sheet): what an export
+    must not overwrite unasked, checked before any work."""
+    names = {"idr": ["cameras.npz", SUBSETS_FILE], "png": ["contact_sheet.png"]}.get(export or "", [])
+    return [folder / name for name in names]
+
+
 def is_views_folder(path: Path) -> bool:
     """A folder of views .h5 files (not an IDR/H3DS folder, nor a DensePose one)."""
     return path.is_dir() and not (path / "cameras.npz").exists() and not (path / "iuv").is_dir()

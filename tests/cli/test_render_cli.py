@@ -60,6 +60,23 @@ def test_png_export_has_a_contact_sheet(meshes, tmp_path):
     assert (out / "contact_sheet.png").exists() and (out / "rgb_003.png").exists() and (out / "views.h5").exists()
 
 
+def test_export_of_several_meshes_gives_each_a_folder_and_refuses_a_file(meshes, tmp_path):
+    out = tmp_path / "pngs"
+    r = invoke("render", *meshes, "-o", out, "--views", 2, "--size", 24, "--export", "png", "-q")
+    assert r.exit_code == 0, r.output
+    for stem in ("a", "b"):
+        assert (out / stem / "views.h5").exists() and (out / stem / "contact_sheet.png").exists()
+    # a contact sheet already there is not ours: refused before any work, nothing written
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "contact_sheet.png").write_bytes(b"keep me")
+    assert_clean_failure(invoke("render", meshes[1], "-o", mine, "--export", "png"), "contact_sheet.png", "exists")
+    assert (mine / "contact_sheet.png").read_bytes() == b"keep me" and not (mine / "views.h5").exists()
+    bad = tmp_path / "one.h5"
+    assert_clean_failure(invoke("render", meshes[1], "-o", bad, "--export", "png"), str(bad), "folder")
+    assert not bad.exists()
+
+
 def test_texture_from_a_texture_file_replaces_the_mesh_texture(meshes, tmp_path):
     tex = np.zeros((8, 8, 3), np.uint8)
     tex[...] = [10, 200, 30]
