@@ -54,12 +54,15 @@ def _cuda_devices(engine: str) -> int:
 
 
 def flush_denormals(device) -> None:
-    """On the CPU, have torch flush denormal floats (below 1.2e-38) to zero, process-wide.
+    """On the CPU, set the processor's flush-to-zero mode (``torch.set_flush_denormal``):
+    denormal floats (float32 below 1.2e-38, float64 below 2.2e-308) become zero, in torch and
+    in numpy alike, for the rest of the process.
 
     Networks with smooth activations make them: Softplus with beta 100 (IDR's, Phorhum's f)
     gives exp(-100 x) for negative x, and x86 CPUs take a slow path for every arithmetic on a
     denormal (``train phorhum --config small`` ran half as many steps per second without
-    this). A GPU flushes them itself; values this small change no result we compute."""
+    this). Called by the trainer and by ``load_trained`` (every verb that runs a trained
+    network); values this small change no result we compute. A GPU has its own flags."""
     import torch
 
     if torch.device(device).type == "cpu":

@@ -107,9 +107,8 @@ def view(
             console.info(f"viewer at {viewer.url} ({len(scene.shown)} files; Ctrl-C to stop)", quiet)
             threading.Event().wait()
         except KeyboardInterrupt as exc:  # Ctrl-C ends the viewer cleanly, exit 0
-            if (
-                type(exc) is not KeyboardInterrupt
-            ):  # the app's SIGTERM: exit 143 as every verb; nothing was being written
+            # the app's SIGTERM (a KeyboardInterrupt subclass): exit 143 as every verb; nothing was being written
+            if type(exc) is not KeyboardInterrupt:
                 console.error("terminated: viewer stopped")
                 raise typer.Exit(143) from None
             console.info("viewer stopped", quiet)

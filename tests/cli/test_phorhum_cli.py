@@ -38,7 +38,17 @@ def denormals_flushed() -> bool:
     return float(torch.tensor([1e-39]) * torch.tensor([1.0])) == 0.0
 
 
-def test_train_then_reconstruct_a_coloured_mesh(phorhum_data, pifu_data, tmp_path):
+@pytest.fixture
+def denormals_restored():
+    """The processor's flush-to-zero mode as the test found it, for the tests after it."""
+    import torch
+
+    before = denormals_flushed()
+    yield
+    torch.set_flush_denormal(before)
+
+
+def test_train_then_reconstruct_a_coloured_mesh(phorhum_data, pifu_data, tmp_path, denormals_restored):
     import torch
 
     from avatarkit.io.meshfile import load_mesh

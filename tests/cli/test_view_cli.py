@@ -97,20 +97,30 @@ def test_viewer_serves_its_page_and_stops_on_ctrl_c_or_sigterm(tmp_path, stop, c
             process.kill()
             process.wait(timeout=10)
     assert process.returncode == code
-    assert said in _lines_until(found, said, deadline=time.monotonic() + 30)[-1]
+    rest = _lines_until(found, None, deadline=time.monotonic() + 30)  # to the end of its stderr
+    assert rest[-1].endswith(said) and ("terminated" in rest[-1]) == (stop == signal.SIGTERM), rest
+    assert not any("discarded" in line for line in rest), rest
 
 
-def _stderr_lines(process: subprocess.Popen) -> queue.Queue[str]:
-    """The stderr lines of ``process``, read by a thread into a queue (so every wait has a deadline)."""
+def _stderr_lines(process: subprocess.Popen) -> queue.Queue[str | None]:
+    """The stderr lines of ``process``, then None at its end, read by a thread into a queue (so
+    every wait has a deadline)."""
     stream = process.stderr
     assert stream is not None
-    found: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [found.put(line) for line in iter(stream.readline, "")], daemon=True).start()
+    found: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in iter(stream.readline, ""):
+            found.put(line)
+        found.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
     return found
 
 
-def _lines_until(found: queue.Queue[str], needle: str, deadline: float) -> list[str]:
-    """Lines from ``found`` up to the first containing ``needle``; fails at ``deadline``."""
+def _lines_until(found: queue.Queue[str | None], needle: str | None, deadline: float) -> list[str]:
+    """Lines from ``found`` up to the first containing ``needle`` (None: up to the end of the
+    stream); fails at ``deadline``, or at the end of the stream before ``needle``."""
     lines: list[str] = []
     while True:
         left = deadline - time.monotonic()
@@ -119,8 +129,11 @@ def _lines_until(found: queue.Queue[str], needle: str, deadline: float) -> list[
             line = found.get(timeout=left)
         except queue.Empty:
             continue
+        if line is None:
+            assert needle is None, f"the stream ended without a {needle!r} line: {lines}"
+            return lines
         lines.append(line.strip())
-        if needle in line:
+        if needle is not None and needle in line:
             return lines
 
 
