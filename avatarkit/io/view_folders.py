@@ -14,19 +14,23 @@ from avatarkit.io.images import write_png
 from avatarkit.structures import Views
 
 EXPORTS = ("idr", "png")
+CAMERAS_FILE = "cameras.npz"
+"""An IDR/H3DS folder's cameras (``world_mat_i``, ``scale_mat_i``)."""
+CONTACT_SHEET = "contact_sheet.png"
+"""The PNG export's sheet of every view."""
 
 
 def export_names(folder: Path, export: str | None) -> list[Path]:
     """The files of fixed name :func:`export_views` writes into ``folder`` for ``export``
     (``idr``: ``cameras.npz`` and ``subsets.json``; ``png``: the contact sheet): what an export
     must not overwrite unasked, checked before any work."""
-    names = {"idr": ["cameras.npz", SUBSETS_FILE], "png": ["contact_sheet.png"]}.get(export or "", [])
+    names = {"idr": [CAMERAS_FILE, SUBSETS_FILE], "png": [CONTACT_SHEET]}.get(export or "", [])
     return [folder / name for name in names]
 
 
 def is_views_folder(path: Path) -> bool:
     """A folder of views .h5 files (not an IDR/H3DS folder, nor a DensePose one)."""
-    return path.is_dir() and not (path / "cameras.npz").exists() and not (path / "iuv").is_dir()
+    return path.is_dir() and not (path / CAMERAS_FILE).exists() and not (path / "iuv").is_dir()
 
 
 def check_export(export: str | None, orthographic: bool, cameras: Path | None = None) -> None:
@@ -73,9 +77,9 @@ def write_idr_folder(folder: Path, views: Views, scale_mat: np.ndarray) -> list[
             path = folder / sub / f"{i:03d}.png"
             write_png(path, image)
             written.append(path)
-    with atomic_path(folder / "cameras.npz") as tmp:
+    with atomic_path(folder / CAMERAS_FILE) as tmp:
         write_idr(tmp, cameras, scale_mat)
-    written.append(folder / "cameras.npz")
+    written.append(folder / CAMERAS_FILE)
     subsets = folder / SUBSETS_FILE
     if views.subsets:
         with atomic_path(subsets) as tmp:
@@ -99,8 +103,8 @@ def write_png_folder(folder: Path, views: Views) -> list[Path]:
             write_png(path, image)
             written.append(path)
     sheet = contact_sheet(views.rgb)
-    write_png(folder / "contact_sheet.png", sheet)
-    written.append(folder / "contact_sheet.png")
+    write_png(folder / CONTACT_SHEET, sheet)
+    written.append(folder / CONTACT_SHEET)
     return written
 
 
@@ -128,13 +132,13 @@ def read_idr_folder(folder: Path) -> Views:
     from avatarkit.io.cameras import read_idr
 
     folder = Path(folder)
-    if not (folder / "cameras.npz").exists():
+    if not (folder / CAMERAS_FILE).exists():
         raise InputError("no cameras.npz in this folder (an IDR/H3DS folder has image/, mask/, cameras.npz)", folder)
     suffixes = (".png", ".jpg", ".jpeg")
     images = sorted(p for p in (folder / "image").glob("*") if p.suffix.lower() in suffixes)
     if not images:
         raise InputError("no images in image/", folder)
-    cameras = read_idr(folder / "cameras.npz")
+    cameras = read_idr(folder / CAMERAS_FILE)
     if len(cameras) != len(images):
         raise InputError(f"{len(images)} images in image/ but {len(cameras)} cameras in cameras.npz", folder)
     rgb = []
